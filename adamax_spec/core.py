@@ -1,0 +1,226 @@
+"""The Adamax update rule: pure functions on array-API arrays, state made explicit.
+
+For a weight ``w`` with gradient ``g``, first moment ``m`` and exponentially
+weighted infinity norm ``u`` (all of the weight's dtype ``D``, on its device),
+step ``t = iterations + 1`` applies, under the default ``keras`` profile::
+
+    m   <- m + (g - m) * (1 - b1)          # = b1*m + (1-b1)*g, Keras's kernel form
+    u   <- max(b2 * u, |g|)
+    w   <- w - lr / (1 - b1**t) * (m / (u + eps))
+
+Other profiles change only the lines named in :mod:`adamax_spec.profiles`.
+A sparse gradient (:class:`~adamax_spec.sparse.IndexedSlices`) is coalesced
+(duplicate rows summed) and, under a ``lazy`` profile, only its rows of ``w``,
+``m`` and ``u`` change; under a ``dense`` profile it is densified first.
+
+Every function here is pure: inputs are never modified, new arrays are
+returned, so the same code runs on immutable arrays (JAX).  The optimizer
+object in :mod:`adamax_spec.optimizer` is a thin shell that may write results
+back in place for mutable libraries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ._xp import device, namespace, round_to_float32, scalar
+from .clipping import clip_gradients
+from .profiles import Profile, get_profile
+from .sparse import IndexedSlices, coalesce_rows, densify
+
+__all__ = ["AdamaxState", "Hyper", "init", "apply_gradients", "step_scalars", "update_rows"]
+
+
+class AdamaxState(NamedTuple):
+    """Optimizer state: ``iterations`` steps applied so far, and per-parameter ``m`` and ``u``.
+
+    ``m[i]``/``u[i]`` have parameter ``i``'s shape, dtype and device (Keras ``m``/``v``,
+    torch ``exp_avg``/``exp_inf``, optax ``mu``/``nu``).
+    """
+
+    iterations: int
+    m: tuple[Any, ...]
+    u: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Validated hyperparameters of one optimizer (see :mod:`adamax_spec.validation`).
+
+    ``learning_rate`` is a float, a 0-d array, a schedule (called with the number
+    of steps already applied) or a zero-argument callable.
+    """
+
+    profile: Profile
+    learning_rate: Any
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    decay: float = 0.0
+    clipvalue: float | None = None
+    clipnorm: float | None = None
+    global_clipnorm: float | None = None
+
+
+def init(params: Sequence[Any]) -> AdamaxState:
+    """Fresh state: zero moments shaped like ``params``, no steps applied."""
+    return AdamaxState(0, tuple(_zeros_like(p) for p in params), tuple(_zeros_like(p) for p in params))
+
+
+def _zeros_like(x: Any) -> Any:
+    return namespace(x).zeros(x.shape, dtype=x.dtype, device=device(x))
+
+
+def learning_rate_at(hyper: Hyper, iterations: int) -> Any:
+    """The learning rate for the step after ``iterations`` applied steps (before bias correction).
+
+    Schedules receive ``iterations`` (0 on the first step); callables are called
+    with no argument; the legacy ``decay`` divides by ``1 + decay * iterations``.
+    """
+    lr = hyper.learning_rate
+    if callable(lr):
+        lr = lr(iterations) if _takes_step(lr) else lr()
+    if hyper.decay > 0:
+        lr = lr / (1.0 + hyper.decay * iterations)
+    return lr
+
+
+def _takes_step(fn: Callable[..., Any]) -> bool:
+    from .schedules import LearningRateSchedule
+
+    return isinstance(fn, LearningRateSchedule)
+
+
+@dataclass(frozen=True)
+class StepScalars:
+    """0-d arrays of one (dtype, device) used by one step: ``w -= lr_t * m/(u+eps)``."""
+
+    lr_t: Any           # lr / (1 - b1**t), or lr without bias correction
+    beta_1: Any
+    one_minus_beta_1: Any
+    beta_2: Any
+    epsilon: Any
+
+
+def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
+    """The step's scalars in ``like``'s dtype and device.
+
+    ``float32`` hyper rounding (Keras): lr, b1, b2 are rounded to float32, cast to
+    D, and ``1 - b1**t`` is computed in D; ``dtype`` rounding (torch/optax): the
+    bias-corrected rate ``lr / (1 - b1**t)`` is computed in Python doubles and
+    rounded once.  epsilon is converted straight to D in both.
+    """
+    xp = namespace(like)
+    p = hyper.profile
+    b1, b2 = hyper.beta_1, hyper.beta_2
+    if p.hyper_rounding == "float32":
+        b1, b2 = round_to_float32(b1), round_to_float32(b2)
+        if not hasattr(lr, "shape"):
+            lr = round_to_float32(float(lr))
+    b1_d = scalar(xp, b1, like)
+    one = scalar(xp, 1.0, like)
+    lr_d = scalar(xp, lr, like)
+    if not p.bias_correction:
+        lr_t = lr_d
+    elif p.hyper_rounding == "float32" or hasattr(lr, "shape"):
+        lr_t = lr_d / (one - xp.pow(b1_d, scalar(xp, float(t), like)))
+    else:
+        lr_t = scalar(xp, float(lr) / (1.0 - b1**t), like)
+    return StepScalars(lr_t, b1_d, one - b1_d, scalar(xp, b2, like), scalar(xp, hyper.epsilon, like))
+
+
+def update_rows(
+    profile: Profile, w: Any, g: Any, m: Any, u: Any, s: StepScalars, *, kernel_form: bool
+) -> tuple[Any, Any, Any]:
+    """One Adamax step on matching arrays (whole tensors, or gathered rows).
+
+    ``kernel_form`` selects ``m + (g - m)*(1 - b1)`` (Keras's dense kernel, torch's
+    lerp) over ``b1*m + (1 - b1)*g`` (Keras's sparse path); both are the same real
+    number and are conformant (clause U-1).
+    """
+    xp = namespace(w, g, m, u)
+    if kernel_form:
+        m = m + (g - m) * s.one_minus_beta_1
+    else:
+        m = m * s.beta_1 + g * s.one_minus_beta_1
+    decayed = s.beta_2 * u
+    mag = xp.abs(g)
+    eps = profile.epsilon
+    if eps == "inside":
+        mag = mag + s.epsilon
+    elif eps == "inside_decay":
+        decayed = decayed + s.epsilon
+    if profile.nan_in_max == "keep_decayed" and kernel_form:
+        u = xp.where(decayed < mag, mag, decayed)
+    else:
+        u = xp.maximum(decayed, mag)
+    denom = u + s.epsilon if eps == "outside" else u
+    return w - s.lr_t * (m / denom), m, u
+
+
+def apply_gradients(
+    params: Sequence[Any],
+    grads: Sequence[Any],
+    state: AdamaxState,
+    hyper: Hyper,
+    *,
+    write_rows: Callable[[Any, Any, Any], Any] | None = None,
+) -> tuple[list[Any], AdamaxState]:
+    """Apply one step: clip, then update every parameter that has a gradient.
+
+    Returns ``(new_params, new_state)``; parameters whose gradient is ``None``
+    (and their moments) are returned unchanged.  ``iterations`` grows by one
+    per call, whatever the number of parameters (clause T-1).  Arguments are
+    assumed valid (see :func:`adamax_spec.validation.check_step`).
+
+    ``write_rows(table, rows_index, new_rows)`` writes a lazy sparse update;
+    by default ``array_api_extra.at(table, index).set(rows)``, which copies the
+    table on libraries that cannot write in place.
+    """
+    profile = get_profile(hyper.profile)
+    grads = clip_gradients(
+        grads,
+        clipvalue=hyper.clipvalue,
+        clipnorm=hyper.clipnorm,
+        global_clipnorm=hyper.global_clipnorm,
+    )
+    lr = learning_rate_at(hyper, state.iterations)
+    t = state.iterations + 1
+    write = write_rows or _set_rows
+    new_w, new_m, new_u = list(params), list(state.m), list(state.u)
+    scalars: dict[tuple[str, str], StepScalars] = {}
+    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
+        if g is None:
+            continue
+        key = (str(w.dtype), str(device(w)))
+        if key not in scalars:
+            scalars[key] = step_scalars(hyper, lr, t, w)
+        s = scalars[key]
+        m, u = state.m[i], state.u[i]
+        if isinstance(g, IndexedSlices) and profile.sparse == "lazy":
+            xp = namespace(w)
+            rows, values = coalesce_rows(g.indices, g.values)
+            w_rows, m_rows, u_rows = update_rows(
+                profile,
+                xp.take(w, rows, axis=0),
+                values,
+                xp.take(m, rows, axis=0),
+                xp.take(u, rows, axis=0),
+                s,
+                kernel_form=False,
+            )
+            new_w[i] = write(w, rows, w_rows)
+            new_m[i] = write(m, rows, m_rows)
+            new_u[i] = write(u, rows, u_rows)
+        else:
+            dense = densify(g, w) if isinstance(g, IndexedSlices) else g
+            new_w[i], new_m[i], new_u[i] = update_rows(profile, w, dense, m, u, s, kernel_form=True)
+    return new_w, AdamaxState(t, tuple(new_m), tuple(new_u))
+
+
+def _set_rows(table: Any, rows: Any, values: Any) -> Any:
+    from array_api_extra import at
+
+    return at(table, rows).set(values)

@@ -1,0 +1,162 @@
+"""Argument validation: every bad input raises before anything changes (clauses V-*).
+
+Messages name the argument and the offending value, e.g.
+``ValueError: beta_1 must be a finite number in [0, 1), got beta_1=1.0``.
+We are stricter than Keras 2.9 where Keras is accidental (a negative
+``learning_rate`` is accepted there, ``epsilon=0`` silently becomes 1e-7);
+``docs/spec.md`` says which of these an implementation MAY accept.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from ._xp import device, namespace
+from .core import AdamaxState
+from .sparse import IndexedSlices
+
+__all__ = ["check_number", "check_learning_rate", "check_step", "ALLOWED_KWARGS"]
+
+#: Extra keyword arguments Keras 2.9's constructor accepts.
+ALLOWED_KWARGS = ("clipnorm", "clipvalue", "decay", "global_clipnorm", "lr")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_number(
+    name: str, value: Any, *, low: float = -math.inf, high: float = math.inf,
+    low_open: bool = False, high_open: bool = False,
+) -> float:
+    """``value`` as a float, or ``TypeError``/``ValueError`` naming ``name``."""
+    if hasattr(value, "shape") and tuple(value.shape) == ():
+        value = float(value)
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r}")
+    v = float(value)
+    below = v <= low if low_open else v < low
+    above = v >= high if high_open else v > high
+    if not math.isfinite(v) or below or above:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {name}={value!r}")
+    return v
+
+
+def check_learning_rate(name: str, value: Any) -> Any:
+    """A float >= 0, a real 0-d array >= 0, a schedule or a callable."""
+    if callable(value):
+        return value
+    if hasattr(value, "shape"):
+        if tuple(value.shape) != ():
+            raise ValueError(f"{name} must be a 0-d array, got {name} of shape {tuple(value.shape)}")
+        xp = namespace(value)
+        if not xp.isdtype(value.dtype, "real floating"):
+            raise TypeError(f"{name} must have a real floating dtype, got {name}.dtype={value.dtype}")
+        check_number(name, float(value), low=0.0)
+        return value
+    return check_number(name, value, low=0.0)
+
+
+def check_scheduled_lr(value: Any, iterations: int) -> None:
+    """A schedule or callable returned a usable learning rate for this step."""
+    if hasattr(value, "shape"):
+        check_learning_rate("learning_rate (as returned by the schedule)", value)
+        return
+    if not _is_real(value):
+        raise TypeError(
+            f"learning_rate schedule returned {value!r} at step {iterations}; expected a real number"
+        )
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"learning_rate schedule returned {value!r} at step {iterations}; "
+            "expected a finite number >= 0"
+        )
+
+
+def check_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> None:
+    """Check that ``params``, ``grads`` and ``state`` fit together; raise before any change."""
+    if len(params) != len(grads):
+        raise ValueError(
+            f"grads must have one entry per parameter: got {len(grads)} grads for {len(params)} params"
+        )
+    if len(state.m) != len(params) or len(state.u) != len(params):
+        raise ValueError(
+            f"state holds moments for {len(state.m)} parameters, but {len(params)} params were given"
+        )
+    if params and all(g is None for g in grads):
+        raise ValueError("No gradients provided for any variable: every entry of grads is None")
+    xp0 = None
+    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
+        where = f"params[{i}]"
+        try:
+            xp = namespace(w)
+        except TypeError as e:
+            raise TypeError(f"{where} must be an array, got {type(w).__name__}") from e
+        if xp0 is None:
+            xp0 = xp
+        elif xp is not xp0:
+            raise TypeError(f"{where} belongs to another array library than params[0]")
+        if not xp.isdtype(w.dtype, "real floating"):
+            raise TypeError(f"{where} must have a real floating dtype, got dtype={w.dtype}")
+        for what, s in (("m", state.m[i]), ("u", state.u[i])):
+            _same(f"state.{what}[{i}]", s, where, w)
+        if g is None:
+            continue
+        if isinstance(g, IndexedSlices):
+            _check_sparse(i, g, w)
+        else:
+            _same(f"grads[{i}]", g, where, w)
+
+
+def check_same_grad_dtypes(grads: Sequence[Any]) -> None:
+    """global_clipnorm sums squares across tensors: their dtypes must agree."""
+    dts = {str((g.values if isinstance(g, IndexedSlices) else g).dtype) for g in grads if g is not None}
+    if len(dts) > 1:
+        raise TypeError(f"global_clipnorm needs gradients of one dtype, got dtypes {sorted(dts)}")
+
+
+def _same(name: str, x: Any, ref_name: str, ref: Any) -> None:
+    try:
+        namespace(x, ref)
+    except TypeError as e:
+        raise TypeError(f"{name} must be an array of the same library as {ref_name}, got {type(x).__name__}") from e
+    if tuple(x.shape) != tuple(ref.shape):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, but {ref_name} has shape {tuple(ref.shape)}")
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype}, but {ref_name} has dtype {ref.dtype}")
+    if device(x) != device(ref):
+        raise ValueError(f"{name} is on device {device(x)}, but {ref_name} is on device {device(ref)}")
+
+
+def _check_sparse(i: int, g: IndexedSlices, w: Any) -> None:
+    name = f"grads[{i}]"
+    xp = namespace(w)
+    if w.ndim < 1:
+        raise ValueError(f"{name} is sparse, but params[{i}] is 0-d: sparse gradients need rows")
+    if tuple(g.dense_shape) != tuple(w.shape):
+        raise ValueError(f"{name}.dense_shape={tuple(g.dense_shape)} does not match params[{i}].shape={tuple(w.shape)}")
+    try:
+        namespace(g.indices, g.values, w)
+    except TypeError as e:
+        raise TypeError(f"{name}.indices and .values must be arrays of params[{i}]'s library") from e
+    if g.indices.ndim != 1 or not xp.isdtype(g.indices.dtype, "integral"):
+        raise TypeError(
+            f"{name}.indices must be a 1-d integer array, got ndim={g.indices.ndim}, dtype={g.indices.dtype}"
+        )
+    want = (g.indices.shape[0], *tuple(w.shape[1:]))
+    if tuple(g.values.shape) != want:
+        raise ValueError(f"{name}.values has shape {tuple(g.values.shape)}, expected {want}")
+    if g.values.dtype != w.dtype:
+        raise TypeError(f"{name}.values has dtype {g.values.dtype}, but params[{i}] has dtype {w.dtype}")
+    for what, x in (("indices", g.indices), ("values", g.values)):
+        if device(x) != device(w):
+            raise ValueError(f"{name}.{what} is on device {device(x)}, but params[{i}] is on {device(w)}")
+    if g.indices.shape[0]:
+        lo, hi = int(xp.min(g.indices)), int(xp.max(g.indices))
+        if lo < 0 or hi >= w.shape[0]:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name}.indices contains {bad}, outside [0, {w.shape[0]})")
