@@ -5,7 +5,7 @@ All three act on what the caller passed: for a sparse gradient, on its
 
 * ``clip_by_value(g, c)      = min(max(g, -c), c)``            (NaN stays NaN)
 * ``clip_by_norm(g, c)       = g * c / max(||g||_2, c)``       (per tensor)
-* ``clip_by_global_norm(G, c) = g_i * c * min(1/N, 1/c)``, ``N = sqrt(sum_i ||g_i||^2)``;
+* ``clip_by_global_norm(G, c) = g_i * c / max(N, c)``, ``N = sqrt(sum_i ||g_i||^2)``;
   a non-finite ``N`` makes every gradient NaN.
 """
 
@@ -49,7 +49,10 @@ def clip_by_norm(g: Any, clipnorm: float) -> Any:
 
 
 def clip_by_global_norm(grads: Sequence[Any], clipnorm: float) -> list[Any]:
-    """Scale every gradient by ``c * min(1/N, 1/c)``; ``N`` is the joint L2 norm.
+    """Scale every gradient by ``c / max(N, c)``; ``N`` is the joint L2 norm.
+
+    Keras writes the same number as ``c * min(1/N, 1/c)``, which can differ by an ULP
+    (clause C-3 allows either).
 
     The norm is accumulated in the first gradient's dtype, as Keras does (mixed
     dtypes are rejected by validation before this runs).  A non-finite norm
@@ -66,8 +69,7 @@ def clip_by_global_norm(grads: Sequence[Any], clipnorm: float) -> list[Any]:
         total = total + xp.sum(x * x)
     norm = xp.sqrt(total)
     c = scalar(xp, clipnorm, first)
-    one = scalar(xp, 1.0, first)
-    scale = c * xp.minimum(one / norm, one / c) + (norm - norm)
+    scale = c / xp.maximum(norm, c) + (norm - norm)
     return [None if g is None else _rewrap(g, _values(g) * scale) for g in grads]
 
 

@@ -221,6 +221,23 @@ def apply_gradients(
 
 
 def _set_rows(table: Any, rows: Any, values: Any) -> Any:
+    """``table`` with ``table[rows] = values`` (``rows`` sorted and unique), as a new array."""
     from array_api_extra import at
 
-    return at(table, rows).set(values)
+    try:
+        return at(table, rows).set(values)
+    except IndexError:  # a namespace without integer-array __setitem__ (array-api-strict)
+        return take_rows(table, rows, values)
+
+
+def take_rows(table: Any, rows: Any, values: Any) -> Any:
+    """Portable row write with gathers only: O(table), for namespaces that cannot scatter."""
+    xp = namespace(table)
+    n = table.shape[0]
+    if rows.shape[0] == 0:
+        return table
+    every = xp.arange(n, dtype=rows.dtype, device=device(table))
+    pos = xp.searchsorted(rows, every)
+    hit = xp.take(rows, xp.clip(pos, max=rows.shape[0] - 1)) == every
+    source = xp.where(hit, pos + n, every)
+    return xp.take(xp.concat([table, values], axis=0), source, axis=0)

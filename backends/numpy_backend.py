@@ -1,0 +1,814 @@
+"""In-place NumPy fast path for the dense Adamax step.
+
+The generic path (:func:`adamax_spec.core.update_rows` with ``kernel_form=True``) is
+functional and allocates a temporary per operation.  For writable NumPy arrays
+this module computes the *same* numbers in place, with each operation rounded to
+the arrays' dtype ``D`` in exactly this order::
+
+    m_new = m + (g - m) * one_minus_b1
+    dec   = b2 * u                        # epsilon "inside_decay": dec = dec + eps
+    mag   = abs(g)                        # epsilon "inside":       mag = mag + eps
+    u_new = where(dec < mag, mag, dec)    # nan_in_max "keep_decayed" (NaN in g keeps dec)
+          | maximum(dec, mag)             # nan_in_max "propagate"    (NaN propagates)
+    w_new = w - lr_t * (m_new / (u_new + eps))   # epsilon "outside"
+          | w - lr_t * (m_new / u_new)           # "inside", "inside_decay", "none"
+
+Two implementations, bit-identical to that expression evaluated with plain NumPy
+arrays of dtype ``D`` (``tests/test_numpy_backend.py`` checks every bit):
+
+``numba``
+    One fused pass over memory (``prange`` over chunks, ``fastmath=False`` so no FMA
+    contraction or reassociation, ``error_model="numpy"``).  Numba is imported on
+    first use; the compiled kernels are cached on disk (``__pycache__``).  Numba has
+    no float16 arithmetic on the CPU, so float16 always takes the ``numpy`` path.
+``numpy``
+    In-place ufuncs (``out=``) over blocks of :data:`BLOCK` elements, so no
+    parameter-sized temporary is allocated (one set of block-sized temporaries).
+
+The fast path does not decide whether it applies: every function raises
+:class:`UnsupportedArrays` (a :class:`ValueError` naming the argument) for inputs
+it cannot update in place -- not a ``numpy.ndarray``, not C-contiguous, not
+writable (``w``, ``m``, ``u``), unaligned, dtype not float16/32/64 or not shared,
+shapes that differ, arrays that overlap -- and the caller then uses the generic
+path.  ``g`` is only read, and may be read-only.
+
+Not thread-safe across Python threads calling concurrently with different
+``threads`` values; parallel kernel launches are serialised by a lock because
+numba's default ``workqueue`` threading layer does not allow concurrent launches.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "BLOCK",
+    "CHUNK",
+    "FLOAT_DTYPES",
+    "ManyPlan",
+    "UnsupportedArrays",
+    "dense_step_inplace",
+    "dense_step_many_inplace",
+    "numba_available",
+    "select_impl",
+]
+
+Impl = Literal["auto", "numba", "numpy"]
+
+#: Elements per block of the NumPy fallback (block temporaries stay in L2).
+BLOCK = 32 * 1024
+#: Elements per unit of work of the numba kernels (one ``prange`` iteration).
+CHUNK = 64 * 1024
+#: The dtypes the fast path updates.
+FLOAT_DTYPES: tuple[np.dtype[Any], ...] = (
+    np.dtype(np.float16),
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+)
+
+_EPSILON_MODES = {"outside": 0, "inside": 1, "inside_decay": 2, "none": 3}
+_NAN_MODES = {"keep_decayed": 0, "propagate": 1}
+_IMPLS = ("auto", "numba", "numpy")
+#: Set this environment variable to a non-empty value to never use numba.
+DISABLE_NUMBA_ENV = "ADAMAX_SPEC_DISABLE_NUMBA"
+
+
+class UnsupportedArrays(ValueError):
+    """The fast path cannot update these arguments in place; use the generic path."""
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _check_array(
+    name: str,
+    a: Any,
+    dtype: np.dtype[Any] | None,
+    shape: tuple[int, ...] | None,
+    writable: bool,
+) -> np.ndarray[Any, Any]:
+    if type(a) is not np.ndarray:
+        raise UnsupportedArrays(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise UnsupportedArrays(
+            f"{name} has dtype {a.dtype}; the fast path handles native float16, float32, float64"
+        )
+    if dtype is not None and a.dtype != dtype:
+        raise UnsupportedArrays(f"{name} has dtype {a.dtype}, expected {dtype} (like w)")
+    if shape is not None and a.shape != shape:
+        raise UnsupportedArrays(f"{name} has shape {a.shape}, expected {shape} (like w)")
+    flags = a.flags
+    if not flags.c_contiguous:
+        raise UnsupportedArrays(f"{name} is not C-contiguous")
+    if not flags.aligned:
+        raise UnsupportedArrays(f"{name} is not aligned")
+    if writable and not flags.writeable:
+        raise UnsupportedArrays(f"{name} is not writable")
+    return a
+
+
+def _scalar(name: str, x: Any, dtype: np.dtype[Any]) -> Any:
+    """``x`` as a NumPy scalar of ``dtype``; arrays must already have that dtype."""
+    if isinstance(x, np.ndarray | np.generic):
+        if x.shape != ():
+            raise UnsupportedArrays(f"{name} must be a scalar or 0-d array, got shape {x.shape}")
+        if x.dtype != dtype:
+            raise UnsupportedArrays(f"{name} has dtype {x.dtype}, expected {dtype} (like w)")
+        return dtype.type(x[()])
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise UnsupportedArrays(
+            f"{name} must be a real number or a 0-d numpy array, got {type(x).__name__}"
+        )
+    return dtype.type(x)
+
+
+def _modes(epsilon: str, nan_in_max: str, impl: str) -> tuple[int, int]:
+    if epsilon not in _EPSILON_MODES:
+        raise ValueError(f"epsilon must be one of {sorted(_EPSILON_MODES)}, got {epsilon!r}")
+    if nan_in_max not in _NAN_MODES:
+        raise ValueError(f"nan_in_max must be one of {sorted(_NAN_MODES)}, got {nan_in_max!r}")
+    if impl not in _IMPLS:
+        raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
+    return _EPSILON_MODES[epsilon], _NAN_MODES[nan_in_max]
+
+
+def _check_threads(threads: int | None) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    return threads
+
+
+def _check_disjoint(names: Sequence[str], arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if arrays[i].size and arrays[j].size and np.may_share_memory(arrays[i], arrays[j]):
+                raise UnsupportedArrays(f"{names[i]} and {names[j]} overlap in memory")
+
+
+# ---------------------------------------------------------------------------------------
+# which tie NumPy's maximum picks on this machine
+
+_TIE_RULES: dict[np.dtype[Any], int | None] = {}
+
+
+def _maximum_tie_rule(dtype: np.dtype[Any]) -> int | None:
+    """How ``np.maximum(x, y)`` breaks the only tie with visible bits, ``-0.0`` vs ``+0.0``.
+
+    0: returns ``y`` (x86 ``maxps``), 1: returns ``x``, 2: returns ``+0.0`` (AArch64
+    ``fmax``); ``None`` if NumPy answers differently for different lengths (the numba
+    kernel then cannot match it, and ``"propagate"`` uses the NumPy path).
+    """
+    if dtype in _TIE_RULES:
+        return _TIE_RULES[dtype]
+    rules = set()
+    for n in (1, 3, 16, 67, 1031):
+        neg = np.full(n, -0.0, dtype)
+        pos = np.zeros(n, dtype)
+        a = np.signbit(np.maximum(neg, pos))
+        b = np.signbit(np.maximum(pos, neg))
+        for s in (a, b):
+            if s.min() != s.max():
+                rules.add(-1)
+        rules.add({(False, True): 0, (True, False): 1, (False, False): 2}.get(
+            (bool(a[0]), bool(b[0])), -1))
+    rule = rules.pop() if len(rules) == 1 else -1
+    _TIE_RULES[dtype] = None if rule == -1 else rule
+    return _TIE_RULES[dtype]
+
+
+# ---------------------------------------------------------------------------------------
+# the numba kernels (compiled on first use)
+
+_numba_state: dict[str, Any] = {}
+_numba_lock = threading.Lock()
+_launch_lock = threading.Lock()
+
+
+def numba_available() -> bool:
+    """Whether the numba kernels can be used (imports numba on the first call)."""
+    return _load_numba() is not None
+
+
+def _load_numba() -> Any:
+    """The numba module with the kernels compiled lazily, or ``None`` without numba."""
+    if "module" in _numba_state:
+        return _numba_state["module"]
+    with _numba_lock:
+        if "module" in _numba_state:
+            return _numba_state["module"]
+        module: Any = None
+        if not os.environ.get(DISABLE_NUMBA_ENV):
+            try:
+                import numba
+
+                _build_kernels(numba)
+                module = numba
+            except ImportError:
+                module = None
+        _numba_state["module"] = module
+        return module
+
+
+def _span(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
+          eps_mode: int, nan_mode: int, tie: int) -> None:  # pragma: no cover - numba
+    # Indices run from 0 so that numba drops its negative-index wraparound and LLVM
+    # vectorises the loop; every value is loaded before any store, so an element-wise
+    # alias (never produced here: overlaps are rejected) could not change the result.
+    for i in range(w.size):
+        wi = w[i]
+        gi = g[i]
+        mi = m[i]
+        ui = u[i]
+        mn = mi + (gi - mi) * omb1
+        dec = b2 * ui
+        mag = abs(gi)
+        if eps_mode == 1:
+            mag = mag + eps
+        elif eps_mode == 2:
+            dec = dec + eps
+        if nan_mode == 0:
+            un = mag if dec < mag else dec
+        elif dec != dec:
+            un = dec
+        elif mag != mag:
+            un = mag
+        elif dec > mag:
+            un = dec
+        elif mag > dec:
+            un = mag
+        elif tie == 0:
+            un = mag
+        elif tie == 1:
+            un = dec
+        else:
+            un = mag if dec < 0 or (dec == 0 and 1.0 / dec < 0) else dec
+        if eps_mode == 0:
+            den = un + eps
+        else:
+            den = un
+        w[i] = wi - lr_t * (mn / den)
+        m[i] = mn
+        u[i] = un
+
+
+def _dense_serial(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
+                  eps_mode: int, nan_mode: int, tie: int) -> None:  # pragma: no cover - numba
+    _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)  # noqa: F821
+
+
+def _dense_parallel(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
+                    eps_mode: int, nan_mode: int, tie: int,
+                    chunk: int) -> None:  # pragma: no cover - numba
+    n = w.size
+    nchunks = (n + chunk - 1) // chunk
+    for c in _prange(nchunks):  # noqa: F821
+        s = c * chunk
+        e = min(s + chunk, n)
+        _span_jit(w[s:e], g[s:e], m[s:e], u[s:e],  # noqa: F821
+                  lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
+
+
+def _many_body(ptrs: Any, spans: Any, units: Any, like: Any, k: int, lr_t: Any, omb1: Any,
+               b2: Any, eps: Any, eps_mode: int, nan_mode: int,
+               tie: int) -> None:  # pragma: no cover - numba
+    for j in range(units[k], units[k + 1]):
+        t = spans[j, 0]
+        s = spans[j, 1]
+        n = spans[j, 2] - s
+        off = s * like.itemsize
+        w = _carray(_address_as_pointer(ptrs[0, t] + off, like), n)  # noqa: F821
+        g = _carray(_address_as_pointer(ptrs[1, t] + off, like), n)  # noqa: F821
+        m = _carray(_address_as_pointer(ptrs[2, t] + off, like), n)  # noqa: F821
+        u = _carray(_address_as_pointer(ptrs[3, t] + off, like), n)  # noqa: F821
+        _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)  # noqa: F821
+
+
+def _many_serial(ptrs: Any, spans: Any, units: Any, like: Any, lr_t: Any, omb1: Any, b2: Any,
+                 eps: Any, eps_mode: int, nan_mode: int,
+                 tie: int) -> None:  # pragma: no cover - numba
+    for k in range(units.size - 1):
+        _many_body_jit(ptrs, spans, units, like, k,  # noqa: F821
+                       lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
+
+
+def _many_parallel(ptrs: Any, spans: Any, units: Any, like: Any, lr_t: Any, omb1: Any, b2: Any,
+                   eps: Any, eps_mode: int, nan_mode: int,
+                   tie: int) -> None:  # pragma: no cover - numba
+    for k in _prange(units.size - 1):  # noqa: F821
+        _many_body_jit(ptrs, spans, units, like, k,  # noqa: F821
+                       lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
+
+
+def _read_words(addresses: Any, offset: int) -> Any:  # pragma: no cover - numba
+    out = np.empty(addresses.size, np.intp)
+    for i in range(addresses.size):
+        out[i] = _load_intp(addresses[i] + offset)  # noqa: F821
+    return out
+
+
+def _build_kernels(numba: Any) -> None:
+    """Compile-on-first-call wrappers for the kernels; sets module globals they reference.
+
+    The kernels are plain module-level functions above (so numba can cache them by
+    file) whose callees are looked up as globals at compile time.
+    """
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def address_as_pointer(typingctx: Any, address: Any, like: Any) -> Any:
+        if not isinstance(address, types.Integer) or not isinstance(like, types.Array):
+            return None
+        sig = types.CPointer(like.dtype)(address, like)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ptr_type = context.get_value_type(like.dtype).as_pointer()
+            return builder.inttoptr(args[0], ptr_type)
+
+        return sig, codegen
+
+    @intrinsic
+    def load_intp(typingctx: Any, address: Any) -> Any:
+        if not isinstance(address, types.Integer):
+            return None
+        sig = types.intp(address)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ptr_type = context.get_value_type(types.intp).as_pointer()
+            return builder.load(builder.inttoptr(args[0], ptr_type))
+
+        return sig, codegen
+
+    opts = {"fastmath": False, "error_model": "numpy", "nogil": True, "cache": True}
+    g = globals()
+    g["_prange"] = numba.prange
+    g["_carray"] = numba.carray
+    g["_address_as_pointer"] = address_as_pointer
+    g["_load_intp"] = load_intp
+    g["_span_jit"] = numba.njit(inline="always", **opts)(_span)
+    g["_many_body_jit"] = numba.njit(inline="always", **opts)(_many_body)
+    _numba_state["dense_serial"] = numba.njit(**opts)(_dense_serial)
+    _numba_state["dense_parallel"] = numba.njit(parallel=True, **opts)(_dense_parallel)
+    _numba_state["many_serial"] = numba.njit(**opts)(_many_serial)
+    _numba_state["many_parallel"] = numba.njit(parallel=True, **opts)(_many_parallel)
+    _numba_state["read_words"] = numba.njit(**opts)(_read_words)
+
+
+def select_impl(
+    dtype: Any,
+    impl: Impl = "auto",
+    *,
+    nan_in_max: str = "keep_decayed",
+) -> Literal["numba", "numpy"]:
+    """The implementation a call with these arguments uses.
+
+    ``"auto"`` picks numba when it is importable and can reproduce NumPy's bits for
+    ``dtype`` (never float16), else NumPy.  ``"numba"`` raises :class:`UnsupportedArrays`
+    where numba cannot be used; ``"numpy"`` always works.
+    """
+    if impl not in _IMPLS:
+        raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
+    dt = np.dtype(dtype)
+    if impl == "numpy":
+        return "numpy"
+    reason = None
+    if dt == np.float16:
+        reason = "numba has no float16 arithmetic on the CPU"
+    elif nan_in_max == "propagate" and _maximum_tie_rule(dt) is None:
+        reason = "numpy.maximum breaks -0.0/+0.0 ties inconsistently on this machine"
+    elif _load_numba() is None:
+        reason = "numba is not installed" + (
+            f" or {DISABLE_NUMBA_ENV} is set" if os.environ.get(DISABLE_NUMBA_ENV) else "")
+    if reason is None:
+        return "numba"
+    if impl == "numba":
+        raise UnsupportedArrays(f"impl='numba' is not available for {dt}: {reason}")
+    return "numpy"
+
+
+class _Threads:
+    """Run with ``threads`` numba threads (thread-local setting), restoring the old value."""
+
+    def __init__(self, numba: Any, threads: int | None) -> None:
+        self.numba = numba
+        self.threads = threads
+        self.previous: int | None = None
+
+    def __enter__(self) -> int:
+        n = self.numba.get_num_threads()
+        if self.threads is not None and self.threads != n:
+            limit = self.numba.config.NUMBA_NUM_THREADS
+            if self.threads > limit:
+                raise ValueError(
+                    f"threads={self.threads} exceeds numba's NUMBA_NUM_THREADS={limit}"
+                )
+            self.previous = n
+            self.numba.set_num_threads(self.threads)
+            return self.threads
+        return int(n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            self.numba.set_num_threads(self.previous)
+
+
+# ---------------------------------------------------------------------------------------
+# the NumPy fallback
+
+
+class _Blocks:
+    """One set of block-sized temporaries for the NumPy fallback."""
+
+    def __init__(self, dtype: np.dtype[Any], n: int) -> None:
+        size = max(1, min(BLOCK, n))
+        self.t1 = np.empty(size, dtype)
+        self.t2 = np.empty(size, dtype)
+        self.t3 = np.empty(size, dtype)
+        self.mask = np.empty(size, np.bool_)
+
+
+def _numpy_inplace(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
+                   eps_mode: int, nan_mode: int, tmp: _Blocks) -> None:
+    # like the numba kernel, no RuntimeWarning for inf/NaN (0/0, inf/inf are expected values)
+    with np.errstate(all="ignore"):
+        _numpy_blocks(w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
+                      lr_t, omb1, b2, eps, eps_mode, nan_mode, tmp)
+
+
+def _numpy_blocks(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
+                  eps_mode: int, nan_mode: int, tmp: _Blocks) -> None:
+    n = w.size
+    for s in range(0, n, BLOCK):
+        e = min(s + BLOCK, n)
+        k = e - s
+        wb, gb, mb, ub = w[s:e], g[s:e], m[s:e], u[s:e]
+        t1, t2, t3, mask = tmp.t1[:k], tmp.t2[:k], tmp.t3[:k], tmp.mask[:k]
+        # every read of g happens before m, u, w of the block are written
+        np.subtract(gb, mb, out=t1)
+        np.multiply(t1, omb1, out=t1)
+        np.abs(gb, out=t2)                       # mag
+        np.add(mb, t1, out=mb)                   # m_new = m + (g - m) * (1 - b1)
+        np.multiply(b2, ub, out=t3)              # dec = b2 * u
+        if eps_mode == 1:
+            np.add(t2, eps, out=t2)
+        elif eps_mode == 2:
+            np.add(t3, eps, out=t3)
+        if nan_mode == 0:                        # where(dec < mag, mag, dec)
+            np.less(t3, t2, out=mask)
+            np.copyto(t3, t2, where=mask)
+            np.copyto(ub, t3)
+        else:
+            np.maximum(t3, t2, out=ub)
+        if eps_mode == 0:
+            np.add(ub, eps, out=t3)
+            np.divide(mb, t3, out=t1)
+        else:
+            np.divide(mb, ub, out=t1)
+        np.multiply(lr_t, t1, out=t1)
+        np.subtract(wb, t1, out=wb)
+
+
+# ---------------------------------------------------------------------------------------
+# one tensor
+
+
+def dense_step_inplace(
+    w: np.ndarray[Any, Any],
+    g: np.ndarray[Any, Any],
+    m: np.ndarray[Any, Any],
+    u: np.ndarray[Any, Any],
+    *,
+    lr_t: Any,
+    one_minus_b1: Any,
+    b2: Any,
+    eps: Any,
+    epsilon: str = "outside",
+    nan_in_max: str = "keep_decayed",
+    threads: int | None = None,
+    impl: Impl = "auto",
+) -> None:
+    """One dense Adamax step on one tensor, updating ``w``, ``m`` and ``u`` in place.
+
+    ``w``, ``m``, ``u`` are writable C-contiguous arrays of one float dtype ``D``;
+    ``g`` is C-contiguous of the same dtype and shape and is not modified.  The
+    scalars are Python numbers (rounded to ``D`` here) or NumPy scalars/0-d arrays of
+    dtype ``D``.  ``epsilon`` is ``"outside"``, ``"inside"``, ``"inside_decay"`` or
+    ``"none"``; ``nan_in_max`` is ``"keep_decayed"`` or ``"propagate"`` (see the module
+    docstring).  ``threads`` (numba only) is the number of threads, default numba's
+    current setting; ``impl`` forces an implementation (:func:`select_impl`).
+
+    Raises :class:`UnsupportedArrays` (a ``ValueError`` naming the argument) when the
+    arrays cannot be updated in place; nothing is modified then.
+    """
+    eps_mode, nan_mode = _modes(epsilon, nan_in_max, impl)
+    threads = _check_threads(threads)
+    w = _check_array("w", w, None, None, True)
+    dtype, shape = w.dtype, w.shape
+    g = _check_array("g", g, dtype, shape, False)
+    m = _check_array("m", m, dtype, shape, True)
+    u = _check_array("u", u, dtype, shape, True)
+    _check_disjoint(("w", "g", "m", "u"), (w, g, m, u))
+    s_lr = _scalar("lr_t", lr_t, dtype)
+    s_omb1 = _scalar("one_minus_b1", one_minus_b1, dtype)
+    s_b2 = _scalar("b2", b2, dtype)
+    s_eps = _scalar("eps", eps, dtype)
+    chosen = select_impl(dtype, impl, nan_in_max=nan_in_max)
+    if w.size == 0:
+        return
+    if chosen == "numpy":
+        _numpy_inplace(w, g, m, u, s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode,
+                       _Blocks(dtype, w.size))
+        return
+    numba = _load_numba()
+    tie = _maximum_tie_rule(dtype) or 0
+    args = (w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
+            s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
+    if w.size <= CHUNK or threads == 1:
+        _numba_state["dense_serial"](*args)
+        return
+    with _launch_lock, _Threads(numba, threads):
+        _numba_state["dense_parallel"](*args, CHUNK)
+
+
+# ---------------------------------------------------------------------------------------
+# many tensors
+
+_ROLES = ("ws", "gs", "ms", "us")
+
+
+def _abi_data_offset() -> int | None:
+    """Byte offset of the data pointer in an ndarray object, if it can be read directly.
+
+    Reading ``PyArrayObject->data`` at ``id(a) + offset`` costs nanoseconds where
+    ``a.ctypes.data`` costs about 3 us, which for thousands of tensors per step is
+    the difference between a flat buffer's speed and not.  The offset is found by
+    probing arrays whose pointer is known; ``None`` (use ``a.ctypes.data``) outside
+    CPython, if probing is ambiguous, or when ``ADAMAX_SPEC_NO_ABI_POINTERS`` is set.
+    """
+    if "abi_offset" in _numba_state:
+        return _numba_state["abi_offset"]  # type: ignore[no-any-return]
+    offset = None
+    if sys.implementation.name == "cpython" and not os.environ.get("ADAMAX_SPEC_NO_ABI_POINTERS"):
+        base = np.arange(64, dtype=np.float64)
+        probes = [base, base[3:], base[::2], np.zeros(5, np.float32), np.empty(0),
+                  np.ones((3, 4), np.float16), base.reshape(8, 8)[2]]
+        size = np.ndarray.__basicsize__
+        word = ctypes.sizeof(ctypes.c_void_p)
+        found = [
+            off for off in range(word, size - word + 1, word)
+            if all(ctypes.c_void_p.from_address(id(p) + off).value == p.ctypes.data
+                   for p in probes if p.ctypes.data)
+        ]
+        offset = found[0] if len(found) == 1 else None
+    _numba_state["abi_offset"] = offset
+    return offset
+
+
+def _data_pointers(arrays: Sequence[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+    offset = _abi_data_offset()
+    if offset is None or "read_words" not in _numba_state:
+        return np.array([a.ctypes.data for a in arrays], dtype=np.intp)
+    ids = np.fromiter(map(id, arrays), dtype=np.intp, count=len(arrays))
+    ptrs: np.ndarray[Any, Any] = _numba_state["read_words"](ids, offset)
+    if len(arrays) and ptrs[0] != arrays[0].ctypes.data:  # cheap spot check
+        raise RuntimeError("ndarray data pointer probe disagrees with ctypes; please report")
+    return ptrs
+
+
+class ManyPlan:
+    """Cached work for :func:`dense_step_many_inplace`; keep one per parameter group.
+
+    Holds the chunk table (which depends only on the tensors' sizes) and, for each
+    of ``ws``, ``gs``, ``ms``, ``us``, the last list of arrays it validated and their
+    data pointers.  A later call whose list holds the *same array objects* (checked
+    with ``is``, about 30 ns per array) skips validation and pointer lookup; a list
+    with other arrays (fresh gradients each step, say) is validated again, at about
+    0.5 us per array.  The plan keeps references to the arrays it caches.
+
+    An array that is cached is assumed not to have changed its flags, shape or
+    dtype in place since (for example ``w.flags.writeable = False``).
+
+    ``chunk``: elements per unit of parallel work (a unit may span several small
+    tensors; a large tensor is cut into several units).
+    """
+
+    def __init__(self, chunk: int = CHUNK) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be positive, got {chunk}")
+        self.chunk = int(chunk)
+        self.dtype: np.dtype[Any] | None = None
+        self.shapes: list[tuple[int, ...]] | None = None
+        self.sizes: np.ndarray[Any, Any] = np.zeros(0, np.intp)
+        self._lists: list[tuple[np.ndarray[Any, Any], ...] | None] = [None] * 4
+        self._ptrs: np.ndarray[Any, Any] | None = None
+        self.spans: np.ndarray[Any, Any] = np.zeros((0, 3), np.intp)
+        self.units: np.ndarray[Any, Any] = np.zeros(1, np.intp)
+        self.total = 0
+        self._like: np.ndarray[Any, Any] | None = None
+
+    # -- chunk table -----------------------------------------------------------------
+    def _build_table(self, sizes: Sequence[int]) -> None:
+        """Spans ``(tensor, start, stop)`` grouped into units of about ``chunk`` elements."""
+        spans: list[tuple[int, int, int]] = []
+        units = [0]
+        filled = 0
+        chunk = self.chunk
+        for t, n in enumerate(sizes):
+            s = 0
+            while s < n:
+                e = min(n, s + chunk - filled)
+                spans.append((t, s, e))
+                filled += e - s
+                s = e
+                if filled >= chunk:
+                    units.append(len(spans))
+                    filled = 0
+        if filled:
+            units.append(len(spans))
+        self.spans = np.array(spans, dtype=np.intp).reshape(-1, 3)
+        self.units = np.array(units, dtype=np.intp)
+        self.total = int(sum(sizes))
+
+    # -- validation ------------------------------------------------------------------
+    def prepare(self, ws: Sequence[Any], gs: Sequence[Any], ms: Sequence[Any],
+                us: Sequence[Any], *, pointers: bool = True) -> None:
+        """Validate what changed since the last call and refresh the tables.
+
+        ``pointers=False`` (the NumPy fallback) validates without caching anything.
+        """
+        lists = (ws, gs, ms, us)
+        n = len(ws)
+        for role, lst in zip(_ROLES, lists, strict=True):
+            if len(lst) != n:
+                raise UnsupportedArrays(f"{role} has {len(lst)} arrays, ws has {n}")
+        changed = [
+            cached is None or len(cached) != n or not all(map(operator.is_, lst, cached))
+            for lst, cached in zip(lists, self._lists, strict=True)
+        ]
+        if not any(changed):
+            return
+        if changed[0]:
+            self._lists = [None] * 4
+            changed = [True] * 4
+            self.dtype = None if n == 0 else _check_array("ws[0]", ws[0], None, None, True).dtype
+            self.shapes = list(map(operator.attrgetter("shape"), ws))
+            self.sizes = np.fromiter(map(operator.attrgetter("size"), ws), np.intp, count=n)
+            self._build_table(self.sizes.tolist())
+            self._like = np.empty(0, self.dtype or np.float64)
+            self._ptrs = np.zeros((4, n), dtype=np.intp)
+        assert self.shapes is not None and self._ptrs is not None and self.dtype is not None
+        for r, (role, lst) in enumerate(zip(_ROLES, lists, strict=True)):
+            if changed[r]:
+                self._lists[r] = None
+                _check_list(role, lst, self.dtype, self.shapes, writable=role != "gs")
+        if not pointers:
+            _check_disjoint_slow(lists)
+            return
+        for r, lst in enumerate(lists):
+            if changed[r]:
+                self._ptrs[r] = _data_pointers(lst)
+        self._check_disjoint()
+        for r, lst in enumerate(lists):
+            if changed[r]:
+                self._lists[r] = tuple(lst)
+
+    def _check_disjoint(self) -> None:
+        assert self._ptrs is not None and self.shapes is not None and self.dtype is not None
+        nbytes = self.sizes * self.dtype.itemsize
+        starts = self._ptrs.reshape(-1)
+        ends = starts + np.tile(nbytes, 4)
+        keep = np.flatnonzero(ends > starts)
+        if keep.size < 2:
+            return
+        order = keep[np.argsort(starts[keep], kind="stable")]
+        reach = np.maximum.accumulate(ends[order])
+        bad = np.flatnonzero(starts[order[1:]] < reach[:-1])
+        if bad.size:
+            j = int(order[bad[0] + 1])
+            # the earlier array reaching past j's start
+            prev = order[: bad[0] + 1]
+            i = int(prev[np.flatnonzero(ends[prev] > starts[j])[0]])
+            n = len(self.shapes)
+            raise UnsupportedArrays(
+                f"{_ROLES[i // n]}[{i % n}] and {_ROLES[j // n]}[{j % n}] overlap in memory"
+            )
+
+
+# NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED (| NPY_ARRAY_WRITEABLE)
+_FLAGS_READ = 0x0001 | 0x0100
+_FLAGS_WRITE = _FLAGS_READ | 0x0400
+
+
+def _check_list(role: str, lst: Sequence[Any], dtype: np.dtype[Any],
+                shapes: list[tuple[int, ...]], *, writable: bool) -> None:
+    """Every array of ``lst`` as :func:`_check_array` wants it; C-speed when all are fine."""
+    n = len(lst)
+    need = _FLAGS_WRITE if writable else _FLAGS_READ
+    ok = (
+        set(map(type, lst)) <= {np.ndarray}
+        and set(map(operator.attrgetter("dtype"), lst)) <= {dtype}
+        and list(map(operator.attrgetter("shape"), lst)) == shapes
+        and bool(np.all(np.fromiter(map(operator.attrgetter("flags.num"), lst), np.intp,
+                                    count=n) & need == need))
+    )
+    if not ok:
+        for i, (a, shape) in enumerate(zip(lst, shapes, strict=True)):
+            _check_array(f"{role}[{i}]", a, dtype, shape, writable)
+        raise AssertionError("unreachable: a list check failed but no array did")
+
+
+def _check_disjoint_slow(lists: Sequence[Sequence[np.ndarray[Any, Any]]]) -> None:
+    ranges = []
+    for role, lst in zip(_ROLES, lists, strict=True):
+        for i, a in enumerate(lst):
+            if a.size:
+                start = a.__array_interface__["data"][0]
+                ranges.append((start, start + a.nbytes, f"{role}[{i}]"))
+    ranges.sort()
+    for (_s0, e0, n0), (s1, _e1, n1) in zip(ranges, ranges[1:], strict=False):
+        if s1 < e0:
+            raise UnsupportedArrays(f"{n0} and {n1} overlap in memory")
+
+
+def dense_step_many_inplace(
+    ws: Sequence[np.ndarray[Any, Any]],
+    gs: Sequence[np.ndarray[Any, Any]],
+    ms: Sequence[np.ndarray[Any, Any]],
+    us: Sequence[np.ndarray[Any, Any]],
+    *,
+    lr_t: Any,
+    one_minus_b1: Any,
+    b2: Any,
+    eps: Any,
+    epsilon: str = "outside",
+    nan_in_max: str = "keep_decayed",
+    threads: int | None = None,
+    impl: Impl = "auto",
+    plan: ManyPlan | None = None,
+) -> None:
+    """:func:`dense_step_inplace` for many tensors of one dtype, in one parallel pass.
+
+    ``ws[i]``, ``gs[i]``, ``ms[i]``, ``us[i]`` follow :func:`dense_step_inplace`'s
+    rules, all tensors share one dtype (group by dtype before calling), and no two
+    arrays of the call overlap.  With numba, all tensors are cut into units of about
+    :data:`CHUNK` elements processed by one ``prange``, so a thousand small tensors
+    cost about what one tensor of their total size costs.
+
+    Pass the same ``plan`` (:class:`ManyPlan`) on every step of a training loop to
+    reuse the chunk table and skip validating the arrays that did not change.
+    Raises :class:`UnsupportedArrays` naming the first bad argument (``"gs[3]"``).
+    """
+    eps_mode, nan_mode = _modes(epsilon, nan_in_max, impl)
+    threads = _check_threads(threads)
+    if plan is None:
+        plan = ManyPlan()
+    n = len(ws)
+    if n == 0:
+        for role, lst in zip(_ROLES[1:], (gs, ms, us), strict=True):
+            if len(lst):
+                raise UnsupportedArrays(f"{role} has {len(lst)} arrays, ws has 0")
+        return
+    dtype = _check_array("ws[0]", ws[0], None, None, True).dtype
+    chosen = select_impl(dtype, impl, nan_in_max=nan_in_max)
+    plan.prepare(ws, gs, ms, us, pointers=chosen == "numba")
+    s_lr = _scalar("lr_t", lr_t, dtype)
+    s_omb1 = _scalar("one_minus_b1", one_minus_b1, dtype)
+    s_b2 = _scalar("b2", b2, dtype)
+    s_eps = _scalar("eps", eps, dtype)
+    if plan.total == 0:
+        return
+    if chosen == "numpy":
+        tmp = _Blocks(dtype, max(a.size for a in ws))
+        for w, g, m, u in zip(ws, gs, ms, us, strict=True):
+            if w.size:
+                _numpy_inplace(w, g, m, u, s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tmp)
+        return
+    numba = _load_numba()
+    tie = _maximum_tie_rule(dtype) or 0
+    args = (plan._ptrs, plan.spans, plan.units, plan._like,
+            s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
+    # keep every array alive while the kernel writes through raw pointers
+    keep_alive = (ws, gs, ms, us)
+    if plan.units.size <= 2 or threads == 1:
+        _numba_state["many_serial"](*args)
+    else:
+        with _launch_lock, _Threads(numba, threads):
+            _numba_state["many_parallel"](*args)
+    del keep_alive
+
+
+def _kernel_names() -> dict[str, Callable[..., Any]]:
+    """The compiled kernels (for tests and the benchmark); empty without numba."""
+    _load_numba()
+    return {k: v for k, v in _numba_state.items() if callable(v)}

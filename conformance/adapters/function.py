@@ -1,0 +1,64 @@
+"""Adapter for a raw step function, the shape a fused-kernel author has at hand.
+
+The function is called once per parameter per step::
+
+    w, m, u = step(w, g, m, u, t=t, lr=lr, beta_1=b1, beta_2=b2, epsilon=eps)
+
+with NumPy arrays of the case dtype (m and u start at zero, ``t`` counts from 1,
+the hyperparameters are the Python floats the user passed) and must return the
+new arrays.  Dense gradients and constant learning rates only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..case import Case, Trajectory, Unsupported
+
+__all__ = ["FunctionTarget"]
+
+StepFn = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _np_dtype(name: str) -> Any:
+    if name == "bfloat16":
+        raise Unsupported("bfloat16", "NumPy has no bfloat16")
+    return np.dtype(name)
+
+
+class FunctionTarget:
+    """Wraps ``step(w, g, m, u, *, t, lr, beta_1, beta_2, epsilon) -> (w, m, u)``."""
+
+    capabilities = frozenset({"dense", "state", "float16", "float64"})
+
+    def __init__(self, step: StepFn, name: str | None = None) -> None:
+        self.step = step
+        self.name = name or getattr(step, "__name__", "function")
+
+    def run(self, case: Case) -> Trajectory:
+        need = case.needs() - self.capabilities
+        if need:
+            raise Unsupported(sorted(need)[0], f"{self.name} is a raw dense step function")
+        dt = _np_dtype(case.dtype)
+        h = case.hyper
+        w = [np.array(p, dtype=dt) for p in case.params]
+        m = [np.zeros_like(p) for p in w]
+        u = [np.zeros_like(p) for p in w]
+        traj = Trajectory()
+        for k, grads in enumerate(case.grads):
+            for i, g in enumerate(grads):
+                if g is None:
+                    continue
+                w[i], m[i], u[i] = self.step(
+                    w[i], np.array(g, dtype=dt), m[i], u[i], t=k + 1,
+                    lr=h["learning_rate"], beta_1=h["beta_1"], beta_2=h["beta_2"],
+                    epsilon=h["epsilon"],
+                )
+            traj.params.append([np.asarray(x, dtype=np.float64) for x in w])
+            traj.m.append([np.asarray(x, dtype=np.float64) for x in m])
+            traj.u.append([np.asarray(x, dtype=np.float64) for x in u])
+            traj.dtypes.append(case.dtype)
+        return traj

@@ -1,0 +1,129 @@
+"""Adapter for adamax_spec's own Adamax on any array-API backend."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from ..case import Case, SparseGrad, Trajectory, Unsupported
+
+__all__ = ["OursTarget", "BACKENDS"]
+
+#: backend name -> (module to import, dtype lookup, how to make an array from NumPy)
+BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "cupy", "dask")
+
+
+def _namespace(backend: str) -> Any:
+    if backend == "numpy":
+        return importlib.import_module("numpy")
+    if backend == "torch":
+        importlib.import_module("torch")
+        return importlib.import_module("array_api_compat.torch")
+    if backend == "jax":
+        jax = importlib.import_module("jax")
+        jax.config.update("jax_enable_x64", True)
+        return importlib.import_module("jax.numpy")
+    if backend == "array_api_strict":
+        return importlib.import_module("array_api_strict")
+    if backend == "cupy":
+        return importlib.import_module("array_api_compat.cupy")
+    if backend == "dask":
+        return importlib.import_module("array_api_compat.dask.array")
+    raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+
+
+class OursTarget:
+    """``adamax_spec.Adamax`` under a profile, run on one backend."""
+
+    def __init__(self, backend: str = "numpy", profile: str = "keras", cls: Any = None) -> None:
+        import adamax_spec
+
+        self.backend = backend
+        self.xp = _namespace(backend)
+        self.profile = profile
+        self.cls = cls or adamax_spec.Adamax
+        self.name = f"adamax_spec[{backend}]"
+        caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
+                "callable_lr", "state", "checkpoint", "float16", "float64", "validation"}
+        if backend in ("torch", "jax"):
+            caps.add("bfloat16")
+        if backend == "dask":
+            caps.discard("sparse")
+        if backend == "array_api_strict":
+            caps.discard("float16")  # the standard has no float16
+        self.capabilities = frozenset(caps)
+
+    def _dtype(self, name: str) -> Any:
+        xp = self.xp
+        if name == "bfloat16":
+            if self.backend == "torch":
+                return importlib.import_module("torch").bfloat16
+            if self.backend == "jax":
+                return importlib.import_module("jax.numpy").bfloat16
+            raise Unsupported("bfloat16", f"{self.backend} has no bfloat16")
+        return getattr(xp, name)
+
+    def _arr(self, a: np.ndarray, dtype: Any) -> Any:
+        xp = self.xp
+        if self.backend == "torch":
+            torch = importlib.import_module("torch")
+            return torch.from_numpy(np.array(a, dtype=np.float64)).to(dtype)
+        if self.backend == "jax":
+            return xp.asarray(np.asarray(a, dtype=np.float64)).astype(dtype)
+        return xp.astype(xp.asarray(np.asarray(a, dtype=np.float64)), dtype)
+
+    def _idx(self, a: np.ndarray) -> Any:
+        return self.xp.asarray(np.asarray(a, dtype=np.int64))
+
+    def _host(self, x: Any) -> np.ndarray:
+        if self.backend == "torch":
+            return x.detach().to(dtype=importlib.import_module("torch").float64).cpu().numpy()
+        if self.backend == "array_api_strict":
+            x = self.xp.astype(x, self.xp.float64) if x.dtype != self.xp.float64 else x
+            return np.asarray(x._array)
+        if self.backend == "dask":
+            x = x.compute()
+        return np.asarray(x).astype(np.float64)
+
+    def make(self, hyper: dict[str, Any]) -> Any:
+        import adamax_spec
+
+        h = dict(hyper)
+        lr = h.pop("learning_rate")
+        if isinstance(lr, dict):
+            lr = adamax_spec.schedules.deserialize(lr)
+        kw = {k: v for k, v in h.items() if v is not None}
+        return self.cls(lr, profile=self.profile, **kw)
+
+    def run(self, case: Case) -> Trajectory:
+        need = case.needs() - self.capabilities
+        if need:
+            raise Unsupported(sorted(need)[0], f"{self.name} lacks it")
+        dt = self._dtype(case.dtype)
+        params = [self._arr(p, dt) for p in case.params]
+        opt = self.make(case.hyper)
+        traj = Trajectory()
+        for k, step in enumerate(case.grads):
+            if case.checkpoint_at is not None and k == case.checkpoint_at:
+                saved = opt.state_dict()
+                opt = self.cls.from_config(saved["config"])
+                opt.load_state_dict(saved)
+            grads = []
+            for g in step:
+                if g is None:
+                    grads.append(None)
+                elif isinstance(g, SparseGrad):
+                    import adamax_spec
+
+                    grads.append(adamax_spec.IndexedSlices(self._arr(g.values, dt), self._idx(g.indices), g.dense_shape))
+                else:
+                    grads.append(self._arr(g, dt))
+            params = opt.apply(params, grads)
+            st = opt.state
+            traj.params.append([self._host(p) for p in params])
+            traj.m.append([self._host(x) for x in st.m])
+            traj.u.append([self._host(x) for x in st.u])
+            traj.dtypes.append(case.dtype)
+        return traj

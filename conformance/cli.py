@@ -1,0 +1,145 @@
+"""``adamax-conformance``: check an Adamax implementation against a profile; gate CI on it.
+
+Exit codes: 0 conforms, 1 does not, 2 the target could not be loaded or the
+arguments are wrong (one-line reason on stderr).  The CLI imports and runs the
+target's code, as any test runner does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .case import Target
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+PROFILE_CHOICES = ("keras", "keras3", "torch", "optax")
+
+
+class LoadError(Exception):
+    pass
+
+
+def load_target(spec: str, backend: str = "numpy", profile: str = "keras") -> Target:
+    """``module:attr`` (or ``adamax_spec``) -> an adapter, chosen from what the object is."""
+    from .adapters.ours import OursTarget
+
+    if spec in ("adamax_spec", "adamax_spec:Adamax"):
+        return OursTarget(backend, profile)
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise LoadError(f"TARGET must look like module:attr or 'adamax_spec', got {spec!r}")
+    try:
+        obj: Any = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as e:
+        raise LoadError(f"cannot load {spec!r}: {type(e).__name__}: {e}") from None
+    for modname in ("torch_optim", "optax_adapter", "keras_adapter"):
+        try:
+            mod = importlib.import_module(f"{__package__}.adapters.{modname}")
+        except ImportError:
+            continue
+        finder = getattr(mod, "adapter_for", None)
+        found = finder(obj) if finder else None
+        if found is not None:
+            return found
+    if callable(obj):
+        from .adapters.function import FunctionTarget
+
+        return FunctionTarget(obj, name=spec)
+    raise LoadError(f"{spec!r} is not an optimizer class, factory or step function")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tensorflow",
+                 "tf_keras", "hypothesis", "gmpy2", "array_api_strict"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            out[name] = str(getattr(mod, "__version__", getattr(mod, "version", lambda: "?")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="adamax-conformance", description=__doc__.split("\n")[0])
+    ap.add_argument("target", nargs="?", help="module:attr, or 'adamax_spec' (see --backend)")
+    ap.add_argument("--profile", default="keras", choices=PROFILE_CHOICES)
+    ap.add_argument("--backend", default="numpy", help="backend for adamax_spec targets")
+    ap.add_argument("--examples", type=int, default=int(os.environ.get("ADAMAX_EXAMPLES", 25)))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", action="append", default=[], metavar="PATH",
+                    help="write a report; format from the suffix: .json .xml (JUnit) .md")
+    ap.add_argument("--xfails", metavar="FILE", help="property ids expected to fail, one a line")
+    ap.add_argument("--require", action="append", default=[], metavar="CAPABILITY")
+    ap.add_argument("--only", action="append", default=[], metavar="PROPERTY")
+    ap.add_argument("--identify", action="store_true", help="tell which known variant TARGET is")
+    ap.add_argument("--matrix", action="store_true", help="every installed implementation x profile")
+    ap.add_argument("--report-dir", default="reports")
+    args = ap.parse_args(argv)
+    if args.examples < 1:
+        return _usage("--examples must be >= 1")
+    if args.matrix:
+        from .matrix import run_matrix
+
+        return run_matrix(Path(args.report_dir), examples=args.examples, seed=args.seed)
+    if not args.target:
+        return _usage("TARGET is required (or --matrix)")
+    try:
+        target = load_target(args.target, args.backend, args.profile)
+    except (LoadError, ValueError, ImportError) as e:
+        return _usage(str(e))
+    if args.identify:
+        from .identify import identify
+
+        name, lines = identify(target)
+        print("\n".join(lines))
+        print(f"variant: {name}")
+        return EXIT_OK
+    xfails: set[str] = set()
+    if args.xfails:
+        try:
+            xfails = {ln.split("#")[0].strip() for ln in Path(args.xfails).read_text().splitlines()} - {""}
+        except OSError as e:
+            return _usage(f"cannot read --xfails file: {e}")
+    from .report import write_reports
+    from .runner import run_all
+
+    t0 = time.perf_counter()
+    print(f"adamax-conformance: {target.name} against profile {args.profile!r}, "
+          f"{args.examples} examples per property, seed {args.seed}")
+    results = run_all(target, args.profile, examples=args.examples, seed=args.seed,
+                      only=args.only or None, require=frozenset(args.require), xfails=xfails,
+                      progress=lambda r: print(f"  {r.status.upper():14} {r.property:14} {r.title}"
+                                               + (f"\n      {r.detail}" if r.status != "pass" and r.detail else "")))
+    meta = {"target": target.name, "profile": args.profile, "examples": args.examples,
+            "seed": args.seed, "seconds": round(time.perf_counter() - t0, 2), "versions": versions()}
+    write_reports(args.report, results, meta)
+    failed = [r for r in results if r.status in ("fail", "error")]
+    for r in failed:
+        if r.reproducer:
+            print(f"\n--- reproducer for {r.property} ---\n{r.reproducer}")
+    verdict = "DOES NOT CONFORM" if failed else "CONFORMS"
+    print(f"\n{target.name}: {verdict} to profile {args.profile} "
+          f"({sum(r.status == 'pass' for r in results)} pass, {len(failed)} fail, "
+          f"{sum(r.status == 'not supported' for r in results)} not supported) in {meta['seconds']} s")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def _usage(msg: str) -> int:
+    print(f"adamax-conformance: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "load_target", "versions", "json"]

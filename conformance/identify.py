@@ -1,0 +1,59 @@
+"""Which known Adamax variant does a target implement?
+
+Probe cases are chosen so that every pair of variants differs far above the
+error bound: gradients of the order of epsilon (where epsilon's placement
+matters at order 1, not at one ULP), a first step (bias correction is a
+factor ``1/(1-b1)`` = 10 at b1=0.9), a zero gradient after non-zero ones
+(``u`` decays: Paddle's accumulated epsilon shows), and, for targets that
+take sparse gradients, rows a sparse gradient does not name (lazy or not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference.model import VARIANTS
+from ..reference.verdict import judge
+from .case import Case, SparseGrad, Target, Unsupported
+
+
+def probes() -> list[Case]:
+    eps = 1e-3
+    h = {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.5, "epsilon": eps}
+    w = [np.array([1.0, -1.0, 0.5, 0.0])]
+    g1 = np.array([2e-3, -5e-4, 1e-3, 0.25])
+    grads = [[g1], [g1 * 0.5], [np.zeros(4)], [np.array([1e-3, 1e-3, -2e-3, 0.0])]]
+    dense = Case(w, grads, h, "float64", label="probe-dense")
+    table = np.arange(12, dtype=np.float64).reshape(4, 3) / 10
+    sg = [[SparseGrad(np.array([1]), np.full((1, 3), 0.5), (4, 3))],
+          [SparseGrad(np.array([2]), np.full((1, 3), -0.25), (4, 3))]]
+    sparse = Case([table], sg, dict(h, beta_2=0.999), "float64", label="probe-sparse")
+    return [dense, sparse]
+
+
+def identify(target: Target) -> tuple[str, list[str]]:
+    """``(variant name or "none", report lines)``."""
+    lines, fits = [], set(VARIANTS)
+    for case in probes():
+        try:
+            traj = target.run(case)
+        except Unsupported as e:
+            lines.append(f"{case.label}: not supported ({e})")
+            continue
+        ok = set()
+        for name in VARIANTS:
+            v = judge(case, traj, name)
+            lines.append(f"{case.label}: {name:7} {'fits' if v.ok else 'no'} (max {v.max_ratio:.3g} x bound)")
+            if v.ok:
+                ok.add(name)
+        fits &= ok
+    # keras and keras3 differ only on sparse rows; torch and optax are the same rule.
+    if {"torch", "optax"} <= fits:
+        fits -= {"optax"}
+        fits = (fits - {"torch"}) | {"torch/optax"}
+    if len(fits) == 1:
+        return next(iter(fits)), lines
+    if not fits:
+        return "none", lines
+    lines.append(f"ambiguous: {sorted(fits)} all fit the probes this target could run")
+    return "/".join(sorted(fits)), lines
