@@ -8,7 +8,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device
 
-__all__ = ["namespace", "device", "scalar", "round_to_float32", "is_floating"]
+__all__ = ["device", "is_floating", "namespace", "round_to_float32", "scalar"]
 
 
 def namespace(*arrays: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from ._xp import device, namespace, scalar
 from .sparse import IndexedSlices
 
-__all__ = ["clip_by_value", "clip_by_norm", "clip_by_global_norm", "clip_gradients"]
+__all__ = ["clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients"]
 
 
 def _values(g: Any) -> Any:

@@ -30,7 +30,7 @@ from .clipping import clip_gradients
 from .profiles import Profile, get_profile
 from .sparse import IndexedSlices, coalesce_rows, densify
 
-__all__ = ["AdamaxState", "Hyper", "init", "apply_gradients", "step_scalars", "update_rows"]
+__all__ = ["AdamaxState", "Hyper", "apply_gradients", "init", "step_scalars", "update_rows"]
 
 
 class AdamaxState(NamedTuple):

@@ -10,7 +10,6 @@ from typing import Any
 from . import core, schedules
 from .core import AdamaxState, Hyper
 from .profiles import Profile, get_profile
-from .sparse import IndexedSlices
 from .validation import (
     ALLOWED_KWARGS,
     check_learning_rate,

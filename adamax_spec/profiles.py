@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_NAMES", "VARIANT_NAMES"]
+__all__ = ["PROFILES", "PROFILE_NAMES", "VARIANT_NAMES", "Profile", "get_profile"]
 
 EpsilonPlacement = Literal["outside", "inside", "inside_decay", "none"]
 

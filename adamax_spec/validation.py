@@ -18,7 +18,7 @@ from ._xp import device, namespace
 from .core import AdamaxState
 from .sparse import IndexedSlices
 
-__all__ = ["check_number", "check_learning_rate", "check_step", "ALLOWED_KWARGS"]
+__all__ = ["ALLOWED_KWARGS", "check_learning_rate", "check_number", "check_step"]
 
 #: Extra keyword arguments Keras 2.9's constructor accepts.
 ALLOWED_KWARGS = ("clipnorm", "clipvalue", "decay", "global_clipnorm", "lr")

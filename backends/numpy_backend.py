@@ -436,6 +436,9 @@ class _Blocks:
         self.t2 = np.empty(size, dtype)
         self.t3 = np.empty(size, dtype)
         self.mask = np.empty(size, np.bool_)
+        bits = dtype.itemsize * 8
+        self.uint = np.dtype(f"uint{bits}")
+        self.select = np.empty(size, np.dtype(f"int{bits}"))   # 0 or -1 (all bits set)
 
 
 def _numpy_inplace(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
@@ -453,7 +456,7 @@ def _numpy_blocks(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any,
         e = min(s + BLOCK, n)
         k = e - s
         wb, gb, mb, ub = w[s:e], g[s:e], m[s:e], u[s:e]
-        t1, t2, t3, mask = tmp.t1[:k], tmp.t2[:k], tmp.t3[:k], tmp.mask[:k]
+        t1, t2, t3 = tmp.t1[:k], tmp.t2[:k], tmp.t3[:k]
         # every read of g happens before m, u, w of the block are written
         np.subtract(gb, mb, out=t1)
         np.multiply(t1, omb1, out=t1)
@@ -464,10 +467,16 @@ def _numpy_blocks(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any,
             np.add(t2, eps, out=t2)
         elif eps_mode == 2:
             np.add(t3, eps, out=t3)
-        if nan_mode == 0:                        # where(dec < mag, mag, dec)
+        if nan_mode == 0:
+            # where(dec < mag, mag, dec) as a bitwise select: exact for NaN and -0.0 by
+            # construction, and 5x faster than copyto(where=) on an unpredictable mask
+            mask, sel, uint = tmp.mask[:k], tmp.select[:k], tmp.uint
             np.less(t3, t2, out=mask)
-            np.copyto(t3, t2, where=mask)
-            np.copyto(ub, t3)
+            np.negative(mask.view(np.int8), out=sel, casting="unsafe")
+            dec_bits, tx = t3.view(uint), t1.view(uint)   # t1 is free once m is written
+            np.bitwise_xor(dec_bits, t2.view(uint), out=tx)
+            np.bitwise_and(tx, sel.view(uint), out=tx)
+            np.bitwise_xor(dec_bits, tx, out=ub.view(uint))
         else:
             np.maximum(t3, t2, out=ub)
         if eps_mode == 0:
@@ -577,7 +586,7 @@ def _abi_data_offset() -> int | None:
 
 def _data_pointers(arrays: Sequence[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     offset = _abi_data_offset()
-    if offset is None or "read_words" not in _numba_state:
+    if offset is None or _load_numba() is None:
         return np.array([a.ctypes.data for a in arrays], dtype=np.intp)
     ids = np.fromiter(map(id, arrays), dtype=np.intp, count=len(arrays))
     ptrs: np.ndarray[Any, Any] = _numba_state["read_words"](ids, offset)
@@ -642,11 +651,8 @@ class ManyPlan:
 
     # -- validation ------------------------------------------------------------------
     def prepare(self, ws: Sequence[Any], gs: Sequence[Any], ms: Sequence[Any],
-                us: Sequence[Any], *, pointers: bool = True) -> None:
-        """Validate what changed since the last call and refresh the tables.
-
-        ``pointers=False`` (the NumPy fallback) validates without caching anything.
-        """
+                us: Sequence[Any]) -> None:
+        """Validate what changed since the last call and refresh the tables."""
         lists = (ws, gs, ms, us)
         n = len(ws)
         for role, lst in zip(_ROLES, lists, strict=True):
@@ -656,25 +662,22 @@ class ManyPlan:
             cached is None or len(cached) != n or not all(map(operator.is_, lst, cached))
             for lst, cached in zip(lists, self._lists, strict=True)
         ]
-        if not any(changed):
+        if not any(changed) or n == 0:
             return
         if changed[0]:
             self._lists = [None] * 4
             changed = [True] * 4
-            self.dtype = None if n == 0 else _check_array("ws[0]", ws[0], None, None, True).dtype
+            self.dtype = _check_array("ws[0]", ws[0], None, None, True).dtype
             self.shapes = list(map(operator.attrgetter("shape"), ws))
             self.sizes = np.fromiter(map(operator.attrgetter("size"), ws), np.intp, count=n)
             self._build_table(self.sizes.tolist())
-            self._like = np.empty(0, self.dtype or np.float64)
+            self._like = np.empty(0, self.dtype)
             self._ptrs = np.zeros((4, n), dtype=np.intp)
         assert self.shapes is not None and self._ptrs is not None and self.dtype is not None
         for r, (role, lst) in enumerate(zip(_ROLES, lists, strict=True)):
             if changed[r]:
                 self._lists[r] = None
                 _check_list(role, lst, self.dtype, self.shapes, writable=role != "gs")
-        if not pointers:
-            _check_disjoint_slow(lists)
-            return
         for r, lst in enumerate(lists):
             if changed[r]:
                 self._ptrs[r] = _data_pointers(lst)
@@ -728,19 +731,6 @@ def _check_list(role: str, lst: Sequence[Any], dtype: np.dtype[Any],
         raise AssertionError("unreachable: a list check failed but no array did")
 
 
-def _check_disjoint_slow(lists: Sequence[Sequence[np.ndarray[Any, Any]]]) -> None:
-    ranges = []
-    for role, lst in zip(_ROLES, lists, strict=True):
-        for i, a in enumerate(lst):
-            if a.size:
-                start = a.__array_interface__["data"][0]
-                ranges.append((start, start + a.nbytes, f"{role}[{i}]"))
-    ranges.sort()
-    for (_s0, e0, n0), (s1, _e1, n1) in zip(ranges, ranges[1:], strict=False):
-        if s1 < e0:
-            raise UnsupportedArrays(f"{n0} and {n1} overlap in memory")
-
-
 def dense_step_many_inplace(
     ws: Sequence[np.ndarray[Any, Any]],
     gs: Sequence[np.ndarray[Any, Any]],
@@ -781,7 +771,7 @@ def dense_step_many_inplace(
         return
     dtype = _check_array("ws[0]", ws[0], None, None, True).dtype
     chosen = select_impl(dtype, impl, nan_in_max=nan_in_max)
-    plan.prepare(ws, gs, ms, us, pointers=chosen == "numba")
+    plan.prepare(ws, gs, ms, us)
     s_lr = _scalar("lr_t", lr_t, dtype)
     s_omb1 = _scalar("one_minus_b1", one_minus_b1, dtype)
     s_b2 = _scalar("b2", b2, dtype)
@@ -790,22 +780,21 @@ def dense_step_many_inplace(
         return
     if chosen == "numpy":
         tmp = _Blocks(dtype, max(a.size for a in ws))
-        for w, g, m, u in zip(ws, gs, ms, us, strict=True):
-            if w.size:
-                _numpy_inplace(w, g, m, u, s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tmp)
+        with np.errstate(all="ignore"):
+            for w, g, m, u in zip(ws, gs, ms, us, strict=True):
+                if w.size:
+                    _numpy_blocks(w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
+                                  s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tmp)
         return
     numba = _load_numba()
     tie = _maximum_tie_rule(dtype) or 0
     args = (plan._ptrs, plan.spans, plan.units, plan._like,
             s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
-    # keep every array alive while the kernel writes through raw pointers
-    keep_alive = (ws, gs, ms, us)
     if plan.units.size <= 2 or threads == 1:
         _numba_state["many_serial"](*args)
     else:
         with _launch_lock, _Threads(numba, threads):
             _numba_state["many_parallel"](*args)
-    del keep_alive
 
 
 def _kernel_names() -> dict[str, Callable[..., Any]]:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["SparseGrad", "Case", "Trajectory", "Target", "Unsupported", "CAPABILITIES"]
+__all__ = ["CAPABILITIES", "Case", "SparseGrad", "Target", "Trajectory", "Unsupported"]
 
 #: What a case may need from a target.  A target lacking one reports it as
 #: "not supported" (unless the user ``--require``s it).

@@ -142,4 +142,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["main", "load_target", "versions", "json"]
+__all__ = ["json", "load_target", "main", "versions"]

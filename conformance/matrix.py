@@ -51,7 +51,7 @@ def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
             results = run_all(target, profile, examples=examples, seed=seed)
             meta = {"target": label, "profile": profile, "examples": examples, "seed": seed,
                     "seconds": round(sum(r.seconds for r in results), 2)}
-            stem = f"{label}-{profile}".replace(" ", "_").replace("/", "_").replace("[", "_").replace("]", "")
+            stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{label}-{profile}")
             (report_dir / f"{stem}.md").write_text(to_markdown(results, meta))
             (report_dir / f"{stem}.json").write_text(to_json(results, meta))
             rows.append((label, profile, {r.property: r.status for r in results}))
@@ -65,7 +65,8 @@ def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
     for label, profile, st in rows:
         md.append(f"| {label} | {profile} | " + " | ".join(short.get(st.get(i, ""), st.get(i, "")) for i in ids) + " |")
     (report_dir / "index.md").write_text("\n".join(md) + "\n")
-    (report_dir / "matrix.json").write_text(json.dumps([{"implementation": a, "profile": b, "results": c} for a, b, c in rows], indent=2))
+    table = [{"implementation": a, "profile": b, "results": c} for a, b, c in rows]
+    (report_dir / "matrix.json").write_text(json.dumps(table, indent=2))
     print("\n".join(md[4:]))
     print(f"\nreport: {report_dir / 'index.md'} ({time.perf_counter() - t0:.0f} s)")
     sys.stdout.flush()

@@ -23,7 +23,7 @@ from ..reference.verdict import Verdict, judge
 from . import strategies as S
 from .case import Case, Target, Unsupported
 
-__all__ = ["Property", "PROPERTIES", "Result", "run_property", "run_all"]
+__all__ = ["PROPERTIES", "Property", "Result", "run_all", "run_property"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ def run_property(prop: Property, target: Target, variant: str, *, examples: int,
             for i, p in enumerate(ps):
                 if np.shape(p) != np.shape(case.params[i]):
                     state["case"] = case
-                    state["error"] = f"step {k + 1}: params[{i}] has shape {np.shape(p)}, expected {np.shape(case.params[i])}"
+                    state["error"] = (f"step {k + 1}: params[{i}] has shape {np.shape(p)}, "
+                                      f"expected {np.shape(case.params[i])}")
                     raise _Failed(state["error"])
         v = judge(case, traj, variant)
         if not v.ok:

@@ -16,8 +16,14 @@ from hypothesis import strategies as st
 from ..reference.formats import round_to
 from .case import Case, SparseGrad
 
-__all__ = ["hyperparameters", "dense_cases", "sparse_cases", "clip_cases", "schedule_cases",
-           "checkpoint_cases"]
+__all__ = [
+    "checkpoint_cases",
+    "clip_cases",
+    "dense_cases",
+    "hyperparameters",
+    "schedule_cases",
+    "sparse_cases",
+]
 
 SHAPES = [(), (0,), (1,), (7,), (3, 5), (64,)]
 BETA_1 = [0.0, 0.5, 0.9, 0.999]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from adamax_spec.conformance.adapters.function import FunctionTarget
 from adamax_spec.conformance.case import Case
+
 from adamax_spec.reference.verdict import judge
 
 
@@ -171,11 +171,10 @@ MUTANTS = _make_mutants()
 
 
 def _cases():
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-
     from adamax_spec.conformance import strategies as S
     from adamax_spec.conformance.identify import probes
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     out: list[Case] = [probes()[0]]
     rng = np.random.default_rng(7)
@@ -221,7 +220,7 @@ def test_correct_rewrites_are_accepted(step):
 
 @pytest.mark.parametrize("step", MUTANTS, ids=[f.__name__ for f in MUTANTS])
 def test_mutants_are_rejected(step):
-    rejected, why = _rejected(step)
+    rejected, _ = _rejected(step)
     assert rejected, f"{step.__name__} was not caught"
 
 

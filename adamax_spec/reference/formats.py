@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Format", "FORMATS", "fmt", "round_to", "ulp"]
+__all__ = ["FORMATS", "Format", "fmt", "round_to", "ulp"]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 from . import exact
 from .formats import Format
 
-__all__ = ["Variant", "VARIANTS", "Scalars", "StepOut", "reference_step", "SAFETY"]
+__all__ = ["SAFETY", "VARIANTS", "Scalars", "StepOut", "Variant", "reference_step"]
 
 #: Multiplies every bound: covers the second-order terms a first-order analysis drops
 #: (each is below ``(k*eps_D)**2`` relative for k < 50 operations).

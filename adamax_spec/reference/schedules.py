@@ -58,7 +58,8 @@ def schedule_value(spec: dict[str, Any], step: int) -> tuple[float, float]:
         lr0 = exact.num(max(abs(float(lr0)), abs(float(end))))
         cond = float(power)
     elif name == "CosineDecay":
-        lr0, ds, alpha = exact.num(c["initial_learning_rate"]), exact.num(c["decay_steps"]), exact.num(c.get("alpha", 0.0))
+        lr0, ds = exact.num(c["initial_learning_rate"]), exact.num(c["decay_steps"])
+        alpha = exact.num(c.get("alpha", 0.0))
         ss = s if float(s) < float(ds) else ds
         cos = exact.num(0.5) * (one + exact.cos(exact.pi() * ss / ds))
         lr = lr0 * ((one - alpha) * cos + alpha)

@@ -25,7 +25,7 @@ from .formats import Format, fmt, round_to, ulp
 from .model import VARIANTS, Scalars, Variant, reference_step
 from .schedules import schedule_value
 
-__all__ = ["Comparison", "Verdict", "judge", "interpretations"]
+__all__ = ["Comparison", "Verdict", "interpretations", "judge"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..case import Case, SparseGrad, Trajectory, Unsupported
 
-__all__ = ["OursTarget", "BACKENDS"]
+__all__ = ["BACKENDS", "OursTarget"]
 
 #: backend name -> (module to import, dtype lookup, how to make an array from NumPy)
 BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "cupy", "dask")
@@ -117,7 +117,8 @@ class OursTarget:
                 elif isinstance(g, SparseGrad):
                     import adamax_spec
 
-                    grads.append(adamax_spec.IndexedSlices(self._arr(g.values, dt), self._idx(g.indices), g.dense_shape))
+                    values = self._arr(g.values, dt)
+                    grads.append(adamax_spec.IndexedSlices(values, self._idx(g.indices), g.dense_shape))
                 else:
                     grads.append(self._arr(g, dt))
             params = opt.apply(params, grads)
