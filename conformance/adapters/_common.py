@@ -117,14 +117,16 @@ def probe_case(dtype: str) -> Case:
 
 
 def probe_dtypes(run: Callable[[Case], Trajectory], dtypes: Sequence[str]) -> set[str]:
-    """The dtypes among ``dtypes`` in which ``run`` completes one step with finite weights."""
+    """The dtypes among ``dtypes`` in which ``run`` completes one step, keeps the weights
+    in that dtype and leaves them finite."""
     ok = set()
     for dtype in dtypes:
         try:
             traj = run(probe_case(dtype))
         except Unsupported:
             continue
-        if all(np.all(np.isfinite(w)) for w in traj.params[-1]):
+        finite = all(np.all(np.isfinite(w)) for w in traj.params[-1])
+        if finite and traj.dtypes == [dtype]:
             ok.add(dtype)
     return ok
 

@@ -15,6 +15,7 @@ clipping arguments and its own schedule classes, and feed only the
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -156,13 +157,27 @@ class Keras3Adapter:
             raise
 
     def _run(self, case: Case) -> Trajectory:
+        if self.backend != "jax":
+            return self._run_in_mode(case)
+        import jax
+
+        # As in the optax adapter: JAX's float64 only inside a scoped enable_x64.
+        with jax.enable_x64(case.dtype == "float64"):
+            return self._run_in_mode(case)
+
+    def _run_in_mode(self, case: Case) -> Trajectory:
         keras = _keras3()
         tf = _tf() if self.backend == "tensorflow" else None
         dtype = case.dtype
         opt = self._make(case.hyper)
         variables = []
         for i, p in enumerate(case.params):
-            v = keras.Variable(np.asarray(p), dtype=dtype, trainable=True, name=f"w{i}")
+            with warnings.catch_warnings():
+                # JAX without x64 warns and truncates float64; detected just below.
+                warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
+                v = keras.Variable(np.asarray(p), dtype=dtype, trainable=True, name=f"w{i}")
+            if str(v.dtype) != dtype:
+                raise Unsupported(dtype, f"keras[{self.backend}] made a {v.dtype} variable")
             _common.check_exact(f"param {i}", p, _numpy(v))
             variables.append(v)
         opt.build(variables)
