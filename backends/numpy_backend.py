@@ -118,12 +118,14 @@ def _check_array(
 
 def _scalar(name: str, x: Any, dtype: np.dtype[Any]) -> Any:
     """``x`` as a NumPy scalar of ``dtype``; arrays must already have that dtype."""
+    if type(x) is dtype.type:
+        return x
     if isinstance(x, np.ndarray | np.generic):
         if x.shape != ():
             raise UnsupportedArrays(f"{name} must be a scalar or 0-d array, got shape {x.shape}")
         if x.dtype != dtype:
             raise UnsupportedArrays(f"{name} has dtype {x.dtype}, expected {dtype} (like w)")
-        return dtype.type(x[()])
+        return dtype.type(x[()] if isinstance(x, np.ndarray) else x)
     if isinstance(x, bool) or not isinstance(x, int | float):
         raise UnsupportedArrays(
             f"{name} must be a real number or a 0-d numpy array, got {type(x).__name__}"
@@ -150,6 +152,8 @@ def _check_threads(threads: int | None) -> int | None:
 
 
 def _check_disjoint(names: Sequence[str], arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    if len({id(a) for a in arrays}) == len(arrays) and all(a.flags.owndata for a in arrays):
+        return                          # distinct arrays that own their data never overlap
     for i in range(len(arrays)):
         for j in range(i + 1, len(arrays)):
             if arrays[i].size and arrays[j].size and np.may_share_memory(arrays[i], arrays[j]):
@@ -220,6 +224,15 @@ def _load_numba() -> Any:
         return module
 
 
+# Globals the kernels below call; _build_kernels() binds them before the first compile.
+_span_jit: Any = None
+_many_body_jit: Any = None
+_prange: Any = range
+_carray: Any = None
+_address_as_pointer: Any = None
+_load_intp: Any = None
+
+
 def _span(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
           eps_mode: int, nan_mode: int, tie: int) -> None:  # pragma: no cover - numba
     # Indices run from 0 so that numba drops its negative-index wraparound and LLVM
@@ -264,7 +277,7 @@ def _span(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: An
 
 def _dense_serial(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
                   eps_mode: int, nan_mode: int, tie: int) -> None:  # pragma: no cover - numba
-    _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)  # noqa: F821
+    _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
 
 
 def _dense_parallel(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: Any, eps: Any,
@@ -272,10 +285,10 @@ def _dense_parallel(w: Any, g: Any, m: Any, u: Any, lr_t: Any, omb1: Any, b2: An
                     chunk: int) -> None:  # pragma: no cover - numba
     n = w.size
     nchunks = (n + chunk - 1) // chunk
-    for c in _prange(nchunks):  # noqa: F821
+    for c in _prange(nchunks):
         s = c * chunk
         e = min(s + chunk, n)
-        _span_jit(w[s:e], g[s:e], m[s:e], u[s:e],  # noqa: F821
+        _span_jit(w[s:e], g[s:e], m[s:e], u[s:e],
                   lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
 
 
@@ -287,33 +300,33 @@ def _many_body(ptrs: Any, spans: Any, units: Any, like: Any, k: int, lr_t: Any, 
         s = spans[j, 1]
         n = spans[j, 2] - s
         off = s * like.itemsize
-        w = _carray(_address_as_pointer(ptrs[0, t] + off, like), n)  # noqa: F821
-        g = _carray(_address_as_pointer(ptrs[1, t] + off, like), n)  # noqa: F821
-        m = _carray(_address_as_pointer(ptrs[2, t] + off, like), n)  # noqa: F821
-        u = _carray(_address_as_pointer(ptrs[3, t] + off, like), n)  # noqa: F821
-        _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)  # noqa: F821
+        w = _carray(_address_as_pointer(ptrs[0, t] + off, like), n)
+        g = _carray(_address_as_pointer(ptrs[1, t] + off, like), n)
+        m = _carray(_address_as_pointer(ptrs[2, t] + off, like), n)
+        u = _carray(_address_as_pointer(ptrs[3, t] + off, like), n)
+        _span_jit(w, g, m, u, lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
 
 
 def _many_serial(ptrs: Any, spans: Any, units: Any, like: Any, lr_t: Any, omb1: Any, b2: Any,
                  eps: Any, eps_mode: int, nan_mode: int,
                  tie: int) -> None:  # pragma: no cover - numba
     for k in range(units.size - 1):
-        _many_body_jit(ptrs, spans, units, like, k,  # noqa: F821
+        _many_body_jit(ptrs, spans, units, like, k,
                        lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
 
 
 def _many_parallel(ptrs: Any, spans: Any, units: Any, like: Any, lr_t: Any, omb1: Any, b2: Any,
                    eps: Any, eps_mode: int, nan_mode: int,
                    tie: int) -> None:  # pragma: no cover - numba
-    for k in _prange(units.size - 1):  # noqa: F821
-        _many_body_jit(ptrs, spans, units, like, k,  # noqa: F821
+    for k in _prange(units.size - 1):
+        _many_body_jit(ptrs, spans, units, like, k,
                        lr_t, omb1, b2, eps, eps_mode, nan_mode, tie)
 
 
 def _read_words(addresses: Any, offset: int) -> Any:  # pragma: no cover - numba
     out = np.empty(addresses.size, np.intp)
     for i in range(addresses.size):
-        out[i] = _load_intp(addresses[i] + offset)  # noqa: F821
+        out[i] = _load_intp(addresses[i] + offset)
     return out
 
 
@@ -541,8 +554,9 @@ def dense_step_inplace(
         return
     numba = _load_numba()
     tie = _maximum_tie_rule(dtype) or 0
-    args = (w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
-            s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
+    if w.ndim != 1:
+        w, g, m, u = w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1)
+    args = (w, g, m, u, s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
     if w.size <= CHUNK or threads == 1:
         _numba_state["dense_serial"](*args)
         return
@@ -563,12 +577,13 @@ def _abi_data_offset() -> int | None:
     ``a.ctypes.data`` costs about 3 us, which for thousands of tensors per step is
     the difference between a flat buffer's speed and not.  The offset is found by
     probing arrays whose pointer is known; ``None`` (use ``a.ctypes.data``) outside
-    CPython, if probing is ambiguous, or when ``ADAMAX_SPEC_NO_ABI_POINTERS`` is set.
+    CPython or if probing is ambiguous.  Off by default (it reads object memory by
+    layout, not through an API): set ``ADAMAX_SPEC_ABI_POINTERS=1`` to opt in.
     """
     if "abi_offset" in _numba_state:
-        return _numba_state["abi_offset"]  # type: ignore[no-any-return]
+        return _numba_state["abi_offset"]
     offset = None
-    if sys.implementation.name == "cpython" and not os.environ.get("ADAMAX_SPEC_NO_ABI_POINTERS"):
+    if sys.implementation.name == "cpython" and os.environ.get("ADAMAX_SPEC_ABI_POINTERS") == "1":
         base = np.arange(64, dtype=np.float64)
         probes = [base, base[3:], base[::2], np.zeros(5, np.float32), np.empty(0),
                   np.ones((3, 4), np.float16), base.reshape(8, 8)[2]]
@@ -628,26 +643,24 @@ class ManyPlan:
 
     # -- chunk table -----------------------------------------------------------------
     def _build_table(self, sizes: Sequence[int]) -> None:
-        """Spans ``(tensor, start, stop)`` grouped into units of about ``chunk`` elements."""
-        spans: list[tuple[int, int, int]] = []
-        units = [0]
-        filled = 0
-        chunk = self.chunk
-        for t, n in enumerate(sizes):
-            s = 0
-            while s < n:
-                e = min(n, s + chunk - filled)
-                spans.append((t, s, e))
-                filled += e - s
-                s = e
-                if filled >= chunk:
-                    units.append(len(spans))
-                    filled = 0
-        if filled:
-            units.append(len(spans))
-        self.spans = np.array(spans, dtype=np.intp).reshape(-1, 3)
-        self.units = np.array(units, dtype=np.intp)
-        self.total = int(sum(sizes))
+        """Spans ``(tensor, start, stop)`` grouped into units of ``chunk`` elements.
+
+        Lay the tensors end to end in a virtual flat buffer, cut it every ``chunk``
+        elements (the units) and at every tensor boundary (the spans).
+        """
+        n = np.asarray(sizes, dtype=np.intp).reshape(-1)
+        ends = np.cumsum(n)
+        total = int(ends[-1]) if n.size else 0
+        starts = ends - n
+        cuts = np.arange(0, total, self.chunk, dtype=np.intp)
+        bounds = np.union1d(np.concatenate([cuts, starts[n > 0]]), [total])
+        seg_start, seg_stop = bounds[:-1], bounds[1:]
+        tensor = np.searchsorted(ends, seg_start, side="right")
+        self.spans = np.stack(
+            [tensor, seg_start - starts[tensor], seg_stop - starts[tensor]], axis=1
+        ).astype(np.intp).reshape(-1, 3)
+        self.units = np.append(np.searchsorted(seg_start, cuts), seg_start.size).astype(np.intp)
+        self.total = total
 
     # -- validation ------------------------------------------------------------------
     def prepare(self, ws: Sequence[Any], gs: Sequence[Any], ms: Sequence[Any],
