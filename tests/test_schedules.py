@@ -53,6 +53,9 @@ from adamax_spec.schedules import (
 U32 = 2.0**-24  # float32 unit roundoff
 U64 = 2.0**-53  # float64 unit roundoff
 SAFETY = 4.0  # the first-order bounds below, times this, are the tolerances
+# TF flushes float32 subnormals to zero on CPU (inputs and intermediates): each flushed value
+# loses less than the smallest normal, 2**-126, and a formula here has at most four of them.
+FLUSH32 = 4.0 * 2.0**-126
 FEW = settings(max_examples=60, deadline=None)
 
 
@@ -253,9 +256,12 @@ def mp_exponential(lr0: float, d: float, rate: float, staircase: bool, step: flo
         return +(mpmath.mpf(lr0) * mpmath.mpf(rate) ** p)
 
 
-def assert_within(ours: float, theirs: float, bound: float, what: str) -> None:
+def assert_within(
+    ours: float, theirs: float, bound: float, what: str, slack: float = 0.0
+) -> None:
+    """|ours - theirs| <= SAFETY * bound + slack (slack: FLUSH32 against float32 Keras)."""
     err = abs(ours - theirs)
-    assert err <= SAFETY * bound, (
+    assert err <= SAFETY * bound + slack, (
         f"{what}: ours={ours!r} theirs={theirs!r}, error {err:.3g} = "
         f"{err / bound if bound else math.inf:.3g} x the first-order bound {bound:.3g}"
     )
@@ -279,7 +285,8 @@ def test_exponential_matches_tf_keras(
     ours = ExponentialDecay(lr0, d, rate, staircase)(step)
     theirs = keras_value(tfk.ExponentialDecay(lr0, d, rate, staircase), step)
     p = math.floor(step / d) if staircase else step / d
-    assert_within(ours, theirs, exponential_error_bound(ours, p, rate, U32), "ExponentialDecay")
+    bound = exponential_error_bound(ours, p, rate, U32)
+    assert_within(ours, theirs, bound, "ExponentialDecay", slack=FLUSH32)
 
 
 @FEW
@@ -298,7 +305,8 @@ def test_inverse_time_matches_tf_keras(
         step = int(step)
     ours = InverseTimeDecay(lr0, d, rate, staircase)(step)
     theirs = keras_value(tfk.InverseTimeDecay(lr0, d, rate, staircase), step)
-    assert_within(ours, theirs, inverse_time_error_bound(ours, U32), "InverseTimeDecay")
+    bound = inverse_time_error_bound(ours, U32)
+    assert_within(ours, theirs, bound, "InverseTimeDecay", slack=FLUSH32)
 
 
 @FEW
@@ -325,7 +333,7 @@ def test_polynomial_matches_tf_keras(
     else:
         p = min(step, d) / d
     bound = polynomial_error_bound(lr0, end, power, p, U32)
-    assert_within(ours, theirs, bound, "PolynomialDecay")
+    assert_within(ours, theirs, bound, "PolynomialDecay", slack=FLUSH32)
 
 
 @FEW
@@ -341,7 +349,7 @@ def test_cosine_matches_tf_keras(
     step = data.draw(st.one_of(st.integers(0, int(2 * d) + 1), f32(0.0, 2.0 * d)), label="step")
     ours = CosineDecay(lr0, d, alpha)(step)
     theirs = keras_value(tfk.CosineDecay(lr0, d, alpha), step)
-    assert_within(ours, theirs, cosine_error_bound(lr0, U32), "CosineDecay")
+    assert_within(ours, theirs, cosine_error_bound(lr0, U32), "CosineDecay", slack=FLUSH32)
 
 
 t_muls = st.one_of(
@@ -349,8 +357,11 @@ t_muls = st.one_of(
 )
 
 
+RestartCase = tuple[float, float, float, float, float, float]  # lr0, d, t_mul, m_mul, alpha, step
+
+
 @st.composite
-def restart_cases(draw: st.DrawFn) -> tuple[float, float, float, float, float, float]:
+def restart_cases(draw: st.DrawFn) -> RestartCase:
     lr0 = draw(lr0s)
     d = draw(st.one_of(st.integers(1, 200), f32(0.5, 200.0)))
     t = draw(t_muls)
@@ -365,7 +376,7 @@ def restart_cases(draw: st.DrawFn) -> tuple[float, float, float, float, float, f
 @settings(max_examples=80, deadline=None)
 @given(case=restart_cases())
 def test_cosine_restarts_matches_tf_keras(
-    tfk: Any, case: tuple[float, float, float, float, float, float]
+    tfk: Any, case: RestartCase
 ) -> None:
     lr0, d, t, m, alpha, step = case
     i, f, _ = mp_restarts(lr0, d, t, m, alpha, step)
@@ -375,7 +386,7 @@ def test_cosine_restarts_matches_tf_keras(
     ours = CosineDecayRestarts(lr0, d, t, m, alpha)(step)
     theirs = keras_value(tfk.CosineDecayRestarts(lr0, d, t, m, alpha), step)
     bound = restarts_error_bound(lr0, d, t, m, alpha, step, U32)
-    assert_within(ours, theirs, bound, f"CosineDecayRestarts (i={i}, f={f})")
+    assert_within(ours, theirs, bound, f"CosineDecayRestarts (i={i}, f={f})", slack=FLUSH32)
 
 
 def test_tf_keras_restart_boundaries(tfk: Any) -> None:
@@ -395,7 +406,7 @@ def test_tf_keras_restart_boundaries(tfk: Any) -> None:
     assert len(early) < 19
 
 
-@FEW
+@settings(max_examples=30, deadline=None)  # tf.case is slow: ~2 ms a call
 @given(
     bounds=st.lists(st.integers(0, 1000), min_size=1, max_size=5, unique=True).map(sorted),
     data=st.data(),
@@ -418,8 +429,8 @@ def test_piecewise_constant_matches_tf_keras(
     float_bounds = [b + 0.5 for b in bounds]
     ours = PiecewiseConstantDecay(float_bounds, values)
     theirs = tfk.PiecewiseConstantDecay(float_bounds, values)
-    for step in [*float_bounds, *(b + 0.25 for b in float_bounds), 0.0]:
-        assert ours(step) == keras_value(theirs, step), step
+    for float_step in [*float_bounds, *(b + 0.25 for b in float_bounds), 0.0]:
+        assert ours(float_step) == keras_value(theirs, float_step), float_step
 
 
 CONFIG_CASES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
@@ -496,7 +507,7 @@ def test_exponential_matches_mpmath(
 
 @settings(max_examples=100, deadline=None)
 @given(case=restart_cases())
-def test_cosine_restarts_matches_mpmath(case: tuple[float, float, float, float, float, float]) -> None:
+def test_cosine_restarts_matches_mpmath(case: RestartCase) -> None:
     lr0, d, t, m, alpha, step = case
     i, f, exact = mp_restarts(lr0, d, t, m, alpha, step)
     # restarts that double rounding could move (exact restarts, f == 0, must be found)
@@ -630,7 +641,8 @@ def test_module_imports_only_the_standard_library() -> None:
 def test_steps_accept_numbers_and_0d_arrays() -> None:
     schedule = ExponentialDecay(0.1, 10, 0.5)
     expected = schedule(5)
-    for step in (5, 5.0, np.int64(5), np.float32(5), np.array(5), np.array(5.0)):
+    steps: tuple[Any, ...] = (5, 5.0, np.int64(5), np.float32(5), np.array(5), np.array(5.0))
+    for step in steps:
         assert schedule(step) == expected
 
 
@@ -649,8 +661,11 @@ NAN, INF = math.nan, math.inf
 
 
 def _rules() -> Iterator[tuple[str, str, Any, type[Exception]]]:
-    numeric = [("x", TypeError), (None, TypeError), (True, TypeError), ([0.1], TypeError),
-               (1 + 0j, TypeError)]
+    value: Any
+    numeric: list[tuple[Any, type[Exception]]] = [
+        ("x", TypeError), (None, TypeError), (True, TypeError), ([0.1], TypeError),
+        (1 + 0j, TypeError),
+    ]
     for cls in ("ExponentialDecay", "InverseTimeDecay", "PolynomialDecay", "CosineDecay",
                 "CosineDecayRestarts"):
         for value, exc in [(-0.1, ValueError), (NAN, ValueError), (INF, ValueError),
