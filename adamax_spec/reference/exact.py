@@ -21,9 +21,6 @@ try:
     _mp = gmpy2.mpfr
     BACKEND = "gmpy2"
 
-    def _pow(b: Any, t: int) -> Any:
-        return b**t
-
     def _log(x: Any) -> Any:
         return gmpy2.log(x)
 
@@ -39,9 +36,6 @@ except ImportError:  # pragma: no cover - exercised only without gmpy2
     mpmath.mp.prec = PRECISION_BITS
     _mp = mpmath.mpf
     BACKEND = "mpmath"
-
-    def _pow(b: Any, t: int) -> Any:
-        return b**t
 
     def _log(x: Any) -> Any:
         return mpmath.log(x)
@@ -74,7 +68,13 @@ def to_float(a: Any) -> np.ndarray:
     return np.asarray(_to_float(np.asarray(a, dtype=object)), dtype=np.float64)
 
 
-pow_ = _pow
+
+
+def pow_(b: Any, t: Any) -> Any:
+    """``b**t`` at the working precision (both libraries overload ``**``)."""
+    return b**t
+
+
 log = _log
 cos = _cos
 pi = _pi
