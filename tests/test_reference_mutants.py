@@ -4,11 +4,16 @@ Each implementation is a raw step function (``FunctionTarget``) in NumPy of the
 case dtype.  ``correct`` rewrites change operation order, form or internal
 precision; mutants are bugs people ship.  The cases are fixed-seed draws of the
 suite's own strategies plus the adversarial probes, so the test is
-deterministic; ``test_naive_check_misses`` measures what a naive check
-(fixed rtol against a float64 run) would catch, for docs/error-model.md.
+deterministic; ``test_naive_check_counts_match_docs`` measures what a naive check
+(fixed rtol against a float64 run) would catch, and checks the counts that
+docs/error-model.md states.
 """
 
 from __future__ import annotations
+
+import functools
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -198,6 +203,7 @@ def _cases():
 CASES = _cases()
 
 
+@functools.cache
 def _rejected(step) -> tuple[bool, str]:
     target = FunctionTarget(step)
     for case in CASES:
@@ -227,3 +233,56 @@ def test_mutants_are_rejected(step):
 def test_enough_mutants_and_rewrites():
     assert len(MUTANTS) >= 20 and len(CORRECT) >= 5
 
+
+
+# -- what a naive check catches ----------------------------------------------------------
+NAIVE_SEEDS = 5
+NAIVE_STEPS = 3
+NAIVE_HYPER = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # Keras defaults
+
+
+def _naive_flags(step) -> bool:
+    """The check many optimizer test suites write: float32 weights, random normal gradients,
+    the textbook rule recomputed in float64 from the same start, and
+    ``np.allclose(w, w64, rtol=1e-4, atol=1e-6)`` on the weights after each of a few steps."""
+    h = NAIVE_HYPER
+    b1, b2, lr, eps = h["beta_1"], h["beta_2"], h["learning_rate"], h["epsilon"]
+    for seed in range(NAIVE_SEEDS):
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal(16).astype(np.float32)
+        w64, m64, u64 = w.astype(np.float64), np.zeros(16), np.zeros(16)
+        m, u = np.zeros_like(w), np.zeros_like(w)
+        for t in range(1, NAIVE_STEPS + 1):
+            g = rng.standard_normal(16).astype(np.float32)
+            try:
+                with np.errstate(all="ignore"):
+                    w, m, u = step(w, g, m, u, t=t, lr=lr, beta_1=b1, beta_2=b2, epsilon=eps)
+            except Exception:
+                return True
+            m64 = b1 * m64 + (1 - b1) * g
+            u64 = np.maximum(b2 * u64, np.abs(g))
+            w64 = w64 - lr / (1 - b1**t) * m64 / (u64 + eps)
+            if not np.allclose(w, w64, rtol=1e-4, atol=1e-6):
+                return True
+    return False
+
+
+def _documented() -> dict[str, int]:
+    """The counts docs/error-model.md states (``<!-- counts -->`` line)."""
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "error-model.md").read_text()
+    line = re.search(r"<!-- counts: (.*?) -->", text)
+    assert line, "docs/error-model.md lost its counts line"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))}
+
+
+def test_naive_check_counts_match_docs():
+    """The numbers in docs/error-model.md are measured here, so they cannot drift."""
+    measured = {
+        "mutants": len(MUTANTS),
+        "rewrites": len(CORRECT),
+        "naive_caught": sum(_naive_flags(s) for s in MUTANTS),
+        "naive_false_alarms": sum(_naive_flags(s) for s in CORRECT),
+        "reference_caught": sum(_rejected(s)[0] for s in MUTANTS),
+        "reference_false_alarms": sum(_rejected(s)[0] for s in CORRECT),
+    }
+    assert measured == _documented()

@@ -12,25 +12,58 @@ it: first-order running-error analysis, one rounding of relative size
 the uncertainties carried in (state not observed, clipped gradients), plus an
 absolute floor per operation for underflow (``tiny_D``: results that flush to
 zero are allowed).
+
+Everything is vectorized over flat element arrays, and an array may gather
+elements of many steps and parameters (``lr_t`` is then an array too): the
+exact values are NumPy object arrays (:mod:`.exact`), the bounds float64.
+
+The bound is evaluated in float64 from float64 copies of the magnitudes it needs.
+A bound needs a few correct digits, not 256 bits, but it must not come out
+smaller than the formula: every magnitude is taken as an upper bound (the
+float64 value, each rounded at most a few times with relative error ``2**-53``,
+times :data:`UP` = ``1 + 2**-48``), and every quantity we divide by as a lower
+bound (times :data:`DOWN`).  Differences of inputs are bounded above by
+``|a - b| + 2**-52 (|a| + |b|)``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import exact
 from .formats import Format
 
-__all__ = ["SAFETY", "VARIANTS", "Scalars", "StepOut", "Variant", "reference_step"]
+__all__ = [
+    "DOWN",
+    "SAFETY",
+    "UP",
+    "VARIANTS",
+    "Hyper",
+    "Moments",
+    "Scalars",
+    "StepOut",
+    "Variant",
+    "Weights",
+    "moments",
+    "reference_step",
+    "step_size",
+    "weights",
+]
 
 #: Multiplies every bound: covers the second-order terms a first-order analysis drops
 #: (each is below ``(k*eps_D)**2`` relative for k < 50 operations).
 SAFETY = 1.01
 #: Relative error allowed for ``b1**t`` (a correctly rounded or 1-ULP ``pow``).
 POW_ROUNDINGS = 2.0
+#: Upward and downward factors for magnitudes evaluated in float64 (at most ~10 roundings
+#: of ``2**-53`` each, far below ``2**-48``): the float64 bound is never below the formula.
+UP = 1.0 + 2.0**-48
+DOWN = 1.0 - 2.0**-48
+_F64 = 2.0**-52
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,42 @@ class Scalars:
     t_err: float = 0.0
 
 
+@dataclass(frozen=True)
+class Hyper:
+    """The constant hyperparameters of one interpretation: exact, and as float64 (exact too)."""
+
+    b1: Any
+    b2: Any
+    eps: Any
+    one_minus_b1: Any
+
+    @classmethod
+    def of(cls, beta_1: float, beta_2: float, epsilon: float) -> Hyper:
+        b1 = exact.num(beta_1)
+        return cls(b1, exact.num(beta_2), exact.num(epsilon), exact.num(1.0) - b1)
+
+
+@dataclass
+class Moments:
+    """``m' = b1 m + (1-b1) g`` and ``u' = max(b2 u, |g|)`` (per variant), exact, with
+    float64 upper bounds of their errors and magnitudes."""
+
+    m: np.ndarray        # exact (object)
+    u: np.ndarray        # exact (object; Python floats where |g| won the max)
+    m_float: np.ndarray  # float64(m'), correctly rounded
+    u_est: np.ndarray    # float64 estimate of u' within relative 2**-50 (no cancellation: max of products)
+    m_bound: np.ndarray  # error bound of m' (before SAFETY)
+    u_bound: np.ndarray  # error bound of u' (before SAFETY)
+
+
+@dataclass
+class Weights:
+    """``delta = lr_t m' / d`` exact, with the bound of ``w' = w - delta`` (SAFETY applied)."""
+
+    delta: np.ndarray    # exact (object)
+    w_bound: np.ndarray
+
+
 @dataclass
 class StepOut:
     """Exact results (object arrays) and their bounds (float64 arrays)."""
@@ -88,14 +157,111 @@ class StepOut:
     delta: np.ndarray  # exact w_old - w_new
 
 
-def _f(x: np.ndarray) -> np.ndarray:
-    return exact.to_float(np.abs(x))
+def step_size(variant: Variant, lr: Any, b1: Any, t: float, f: Format, *,
+              lr_err: float = 0.0, t_err: float = 0.0) -> tuple[Any, float, float]:
+    """``(lr_t, float(lr_t), rel)`` with ``lr_t = lr / (1 - b1**t)`` exact (``lr`` without bias
+    correction) and ``rel`` the relative error bound a correct target may make on it:
+    ``lr_err/lr + Ec/c`` where ``Ec = 2 e b1^t + tiny (+ b1^t |ln b1| t_err) + e c``.
+
+    One scalar per step: every element of the step shares it.
+    """
+    e, eta = f.unit, f.tiny
+    rel_lr = float(lr_err) / max(float(lr), 1e-300)
+    if not variant.bias_correction:
+        return lr, float(lr), rel_lr
+    p = exact.pow_(b1, int(t)) if float(t) == int(t) else b1 ** exact.num(t)
+    fp, fb1 = float(p), float(b1)
+    p_bound = POW_ROUNDINGS * e * fp + eta
+    if t_err and fb1 > 0:
+        p_bound += fp * abs(math.log(fb1)) * t_err
+    c = exact.num(1.0) - p
+    fc = float(c)
+    c_bound = p_bound + e * fc
+    lr_t = lr / c
+    return lr_t, float(lr_t), (rel_lr + c_bound / (fc * DOWN)) * UP
+
+
+def moments(variant: Variant, h: Hyper, f: Format, g: np.ndarray, g_f: np.ndarray,
+            m: np.ndarray, m_f: np.ndarray, u: np.ndarray, u_f: np.ndarray, *,
+            g_err: Any = 0.0, m_err: Any = 0.0, u_err: Any = 0.0) -> Moments:
+    """The state update, exact, and its bound.
+
+    ``g``, ``m``, ``u`` are object arrays (exact numbers or Python floats); ``*_f`` their values
+    in float64 (correctly rounded); ``*_err`` absolute uncertainties of the inputs (0 when taken
+    from the target).  Bound of ``m'`` (covers the textbook form, the kernel form
+    ``m + (g-m)(1-b1)`` and lerp's ``g - (g-m) b1``, each at most 4 roundings of these terms)::
+
+        b1 Em + (1-b1) Eg + e (2 b1 |m| + 2 (1-b1) |g| + 3 |g-m| + |m'|) + 3 tiny
+
+    ``u' = max(decayed, magnitude)`` with ``decayed = b2 u``: max is 1-Lipschitz, so the
+    bound is ``max(b2 Eu + e |b2 u| + tiny, Eg)``, plus ``e |.| + tiny`` for the epsilon
+    addition of the ``inside`` (``|g| + eps``) and ``inside_decay`` (``b2 u + eps``) variants.
+    """
+    e, eta = f.unit, f.tiny
+    fb1, fb2, feps = float(h.b1), float(h.b2), float(h.eps)
+    m_new = h.b1 * m + h.one_minus_b1 * g
+    m_float = exact.to_float(m_new)
+    am, ag = np.abs(m_f), np.abs(g_f)
+    agm = np.abs(g_f - m_f) + _F64 * (am + ag)
+    m_bound = (fb1 * m_err + (1.0 - fb1) * g_err
+               + e * (2 * fb1 * am + 2 * (1.0 - fb1) * ag + 3 * agm + np.abs(m_float))) * UP + 3 * eta
+    decayed = h.b2 * u
+    dec_est = fb2 * np.abs(u_f)
+    d_bound = fb2 * u_err + e * dec_est * UP + eta
+    mag = np.abs(g)
+    mag_est = ag
+    mag_bound = np.asarray(g_err, dtype=np.float64) + 0.0 * ag
+    if variant.epsilon == "inside":
+        mag = mag + h.eps
+        mag_est = ag + feps
+        mag_bound = mag_bound + e * mag_est * UP + eta
+    elif variant.epsilon == "inside_decay":
+        decayed = decayed + h.eps
+        dec_est = dec_est + feps
+        d_bound = d_bound + e * dec_est * UP + eta
+    u_new = np.maximum(decayed, mag)
+    return Moments(m_new, u_new, m_float, np.maximum(dec_est, mag_est),
+                   m_bound, np.maximum(d_bound, mag_bound))
+
+
+def weights(variant: Variant, h: Hyper, f: Format, mo: Moments, w_f: np.ndarray,
+            lr_t: Any, flr_t: Any, rel_lr_t: Any) -> Weights:
+    """``delta = lr_t m'/d`` (``d = u' + eps`` for ``outside``, else ``u'``), exact, and the
+    bound of ``w' = w - delta``::
+
+        E_delta = |lr_t/d| Em' + |delta| (rel_lr_t + Ed/(|d| - Ed) + 3e) + 4 tiny max(1, lr_t)
+        E_w'    = E_delta + e |w'| + tiny
+
+    ``lr_t``, ``flr_t``, ``rel_lr_t`` are scalars or per-element arrays (:func:`step_size`).
+    """
+    e, eta = f.unit, f.tiny
+    flr_t = np.asarray(flr_t, dtype=np.float64)
+    if variant.epsilon == "outside":
+        den = mo.u + h.eps
+        den_est = mo.u_est + float(h.eps)
+        den_bound = mo.u_bound + e * den_est * UP + eta
+    else:
+        den = mo.u
+        den_est = mo.u_est
+        den_bound = mo.u_bound
+    delta = lr_t * (mo.m / den)
+    den_lo = den_est * DOWN
+    rel_den = np.where(den_bound < den_lo, den_bound / (den_lo - den_bound) * UP, np.inf)
+    quot = np.where(den_lo > 0, flr_t / den_lo * UP, np.inf)
+    delta_est = flr_t * mo.m_float / den_est
+    adelta = np.abs(delta_est) * UP
+    rel = np.nan_to_num(rel_lr_t + rel_den + 3 * e, nan=np.inf)
+    carried = np.where(mo.m_bound > 0, quot * mo.m_bound, 0.0)
+    delta_bound = (carried + np.where(adelta > 0, adelta * rel, 0.0)
+                   + 4 * eta * np.maximum(1.0, flr_t))
+    aw_new = np.abs(w_f - delta_est) * UP + _F64 * 2 * (np.abs(w_f) + adelta)
+    return Weights(delta, SAFETY * UP * (delta_bound + e * aw_new + eta))
 
 
 def reference_step(*args: object, **kwargs: object) -> StepOut:
     """See :func:`_reference_step`; floating-point warnings of the bound arithmetic are expected
     (``0 * inf`` where a bound is infinite) and silenced here."""
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), exact.working_precision():
         return _reference_step(*args, **kwargs)  # type: ignore[arg-type]
 
 
@@ -112,81 +278,23 @@ def _reference_step(
     m_err: np.ndarray | float = 0.0,
     u_err: np.ndarray | float = 0.0,
 ) -> StepOut:
-    """One exact step of ``variant`` and the per-element bound for format ``f``.
+    """One exact step of ``variant`` and the per-element bound for format ``f`` (a thin
+    wrapper over :func:`step_size`, :func:`moments` and :func:`weights`).
 
     ``w``, ``g``, ``m``, ``u`` are object arrays of exact numbers; the ``*_err``
     are absolute uncertainties of the inputs (0 when taken from the target).
     """
-    e, eta = f.unit, f.tiny
-    one = exact.num(1.0)
-    b1, b2, eps = s.b1, s.b2, s.eps
-    fb1 = float(b1)
-    # m' = b1*m + (1-b1)*g.  Rounding covers the textbook form, the kernel form
-    # m + (g-m)(1-b1), and lerp's g - (g-m)*b1 (each <= 4 roundings of these terms).
-    m_new = b1 * m + (one - b1) * g
-    am, ag, agm = _f(m), _f(g), _f(g - m)
-    m_bound = (
-        fb1 * m_err + (1 - fb1) * g_err
-        + e * (2 * fb1 * am + 2 * (1 - fb1) * ag + 3 * agm + _f(m_new)) + 3 * eta
-    )
-    # u' = max(decayed, magnitude): max is 1-Lipschitz, so errors pass through as a max.
-    decayed = b2 * u
-    d_bound = float(b2) * u_err + e * _f(decayed) + eta
-    mag = np.abs(g)
-    mag_bound = np.asarray(g_err, dtype=np.float64) + 0.0 * ag
-    if variant.epsilon == "inside":
-        mag = mag + eps
-        mag_bound = mag_bound + e * _f(mag) + eta
-    elif variant.epsilon == "inside_decay":
-        decayed = decayed + eps
-        d_bound = d_bound + e * _f(decayed) + eta
-    u_new = np.maximum(decayed, mag)
-    u_bound = np.maximum(d_bound, mag_bound)
-    # denominator
-    if variant.epsilon == "outside":
-        den = u_new + eps
-        den_bound = u_bound + e * _f(den) + eta
-    else:
-        den = u_new
-        den_bound = u_bound
-    # step size lr_t = lr / (1 - b1**t)
-    if variant.bias_correction:
-        p = exact.pow_(b1, int(s.t)) if float(s.t) == int(s.t) else b1 ** s.t
-        fp = float(p)
-        p_bound = POW_ROUNDINGS * e * fp + eta
-        if s.t_err and fb1 > 0:
-            p_bound += fp * abs(math.log(fb1)) * s.t_err
-        c = one - p
-        c_bound = p_bound + e * float(c)
-        lr_t = s.lr / c
-        rel_lr_t = float(s.lr_err) / max(float(s.lr), 1e-300) + c_bound / float(c)
-    else:
-        lr_t = s.lr
-        rel_lr_t = float(s.lr_err) / max(float(s.lr), 1e-300)
-    delta = lr_t * m_new / den
-    flr_t = float(lr_t)
-    aden = _f(den)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_den = np.where(den_bound < aden, den_bound / (aden - den_bound), np.inf)
-        quot = np.where(aden > 0, flr_t / aden, np.inf)
-    adelta = _f(delta)
-    with np.errstate(invalid="ignore"):
-        rel = np.nan_to_num(rel_lr_t + rel_den + 3 * e, nan=np.inf)
-    m_bound_arr = np.asarray(m_bound, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        carried = np.where(m_bound_arr > 0, quot * m_bound_arr, 0.0)
-    delta_bound = (
-        carried
-        + np.where(adelta > 0, adelta * rel, 0.0)
-        + 4 * eta * max(1.0, flr_t)
-    )
-    w_new = w - delta
-    w_bound = np.broadcast_to(delta_bound + e * _f(w_new) + eta, np.shape(w))
-    m_bound = np.broadcast_to(m_bound, np.shape(w))
-    u_bound = np.broadcast_to(u_bound, np.shape(w))
-    obj = lambda x: np.asarray(x, dtype=object)  # noqa: E731  (0-d results come back as scalars)
+    h = Hyper(s.b1, s.b2, s.eps, exact.num(1.0) - s.b1)
+    shape = np.shape(w)
+    flat = [np.asarray(x, dtype=object).reshape(-1) for x in (w, g, m, u)]
+    errs = [np.broadcast_to(np.asarray(x, dtype=np.float64), shape).reshape(-1) for x in (g_err, m_err, u_err)]
+    wf, gf, mf, uf = (exact.to_float(x) for x in flat)
+    lr_t, flr_t, rel = step_size(variant, s.lr, s.b1, float(s.t), f, lr_err=s.lr_err, t_err=s.t_err)  # type: ignore[arg-type]
+    mo = moments(variant, h, f, flat[1], gf, flat[2], mf, flat[3], uf, g_err=errs[0], m_err=errs[1], u_err=errs[2])
+    wt = weights(variant, h, f, mo, wf, lr_t, flr_t, rel)
+    obj = lambda x: np.asarray(x, dtype=object).reshape(shape)  # noqa: E731
     return StepOut(
-        w=obj(w_new), m=obj(m_new), u=obj(u_new),
-        w_bound=SAFETY * w_bound, m_bound=SAFETY * m_bound, u_bound=SAFETY * u_bound,
-        delta=obj(delta),
+        w=obj(flat[0] - wt.delta), m=obj(mo.m), u=obj(mo.u),
+        w_bound=wt.w_bound.reshape(shape), m_bound=SAFETY * mo.m_bound.reshape(shape),
+        u_bound=SAFETY * mo.u_bound.reshape(shape), delta=obj(wt.delta),
     )

@@ -10,6 +10,15 @@ Hyperparameters: a correct target may use them as passed (torch, in Python
 doubles), rounded to its dtype (optax), or rounded to float32 first (Keras,
 which also rounds the step count to the dtype).  Each is an *interpretation*;
 a target conforms if one interpretation keeps every comparison within bound.
+
+Speed: teacher forcing makes the steps independent once the state is known, so
+the work is done in two passes.  The first walks the steps and gathers, per step
+and parameter, the elements the step updates with their inputs (the target's
+previous weights and state, or the reference's own exact state where the target
+hides it: only then is the state recurrence evaluated step by step).  The second
+evaluates the exact update and the bound for all gathered elements of all steps
+at once, as NumPy object-array arithmetic (:mod:`.model`).  Clipping and
+coalescing do not depend on the interpretation and are done once per call.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import numpy as np
 
 from . import exact
 from .formats import Format, fmt, round_to, ulp
-from .model import VARIANTS, Scalars, Variant, reference_step
+from .model import SAFETY, VARIANTS, Hyper, Moments, Variant, moments, step_size, weights
 from .schedules import schedule_value
 
 __all__ = ["Comparison", "Verdict", "interpretations", "judge"]
@@ -35,7 +44,7 @@ class Comparison:
     step: int
     param: int
     index: tuple[int, ...]
-    quantity: str  # "w" | "m" | "u"
+    quantity: str  # "w" | "m" | "u" | "w (must be unchanged)"
     expected: float
     actual: float
     bound: float
@@ -52,12 +61,17 @@ class Comparison:
 
 @dataclass
 class Verdict:
+    """``compared`` counts the compared elements (``w``, and ``m``, ``u`` where observed, and
+    the elements that had to stay unchanged), all steps and parameters."""
+
     ok: bool
     variant: str
     interpretation: str
     worst: Comparison | None
     failures: list[Comparison] = field(default_factory=list)
     compared: int = 0
+    #: with ``judge(..., per_step=True)``: per step, the largest (error / bound, error in ULP)
+    per_step: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def max_ratio(self) -> float:
@@ -84,6 +98,15 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
         "rounded to dtype": rounded(dtype, False),
         "float32 hyperparameters, step in dtype": {**rounded(dtype, True), "_round_t": True},
     }
+    # Keras 3: a float32 learning-rate variable and beta_1 ** t from a float32 beta_1, while the
+    # moment updates use the Python values cast to the dtype (keras/src/optimizers/adamax.py).
+    keras3 = rounded(dtype, False)
+    if "learning_rate" in base:
+        keras3["learning_rate"] = float(round_to(float(round_to(base["learning_rate"], "float32")), dtype))
+    b1_bias = float(round_to(float(round_to(base["beta_1"], "float32")), dtype))
+    if b1_bias != keras3["beta_1"]:
+        keras3["_b1_bias"] = b1_bias
+    cands["float32 learning rate and bias-correction beta_1, rest in dtype"] = keras3
     seen: dict[str, dict[str, Any]] = {}
     for name, c in cands.items():
         if c not in seen.values():
@@ -91,14 +114,20 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     return seen
 
 
-def _clip(grads: list[Any], hyper: dict[str, Any], f: Format, dtype: str):
+# -- gradients: clipping and coalescing (independent of the interpretation) ----------------
+def _clip(grads: list[Any], hyper: dict[str, Any], f: Format, dtype: str) -> tuple[list[Any], list[Any]]:
     """Clipping in Keras 2.9's order on exact values; returns (values, errors) per param.
 
     Sparse gradients are clipped on their values as given (before duplicates are summed).
+    Without clipping the values are returned as exact Python floats (object arrays).
     """
-    vals = [None if g is None else exact.array(g.values if hasattr(g, "indices") else g) for g in grads]
-    errs: list[Any] = [None if v is None else np.zeros(v.shape) for v in vals]
+    raw = [None if g is None else np.asarray(g.values if hasattr(g, "indices") else g, dtype=np.float64)
+           for g in grads]
     cv, cn, gn = hyper.get("clipvalue"), hyper.get("clipnorm"), hyper.get("global_clipnorm")
+    if cv is None and cn is None and gn is None:
+        return [None if v is None else exact.floats(v) for v in raw], [0.0] * len(raw)
+    vals: list[Any] = [None if v is None else exact.array(v) for v in raw]
+    errs: list[Any] = [None if v is None else np.zeros(v.shape) for v in vals]
     e = f.unit
     if cv is not None:
         c = exact.num(float(round_to(cv, dtype)))
@@ -130,159 +159,402 @@ def _sqrt(x: Any) -> Any:
     return x.sqrt() if hasattr(x, "sqrt") else x ** exact.num(0.5)
 
 
-def _coalesce(indices: np.ndarray, values: np.ndarray, errs: np.ndarray, f: Format):
+def _coalesce(indices: np.ndarray, values: np.ndarray, errs: Any, f: Format):
     """Sum duplicate rows exactly; a correct target's sum may differ by (k-1) roundings."""
-    rows = np.unique(indices)
+    rows, inverse, counts = np.unique(indices, return_inverse=True, return_counts=True)
+    errs = np.broadcast_to(np.asarray(errs, dtype=np.float64), values.shape)
+    if rows.size == indices.size:  # no duplicates: nothing is summed
+        order = np.argsort(inverse)
+        return rows, values[order], errs[order]
     out = np.empty((rows.size, *values.shape[1:]), dtype=object)
     bound = np.zeros(out.shape)
-    for j, r in enumerate(rows):
-        sel = np.flatnonzero(indices == r)
-        s = values[sel[0]]
+    one = exact.num(1.0)
+    for j in range(rows.size):
+        sel = np.flatnonzero(inverse == j)
+        s = one * values[sel[0]]
         for k in sel[1:]:
             s = s + values[k]
         out[j] = s
-        absum = exact.to_float(np.sum(np.abs(values[sel]), axis=0)) if sel.size > 1 else 0.0
-        bound[j] = errs[sel].sum(axis=0) + (sel.size - 1) * f.unit * absum
+        absum = np.sum(np.abs(exact.to_float(values[sel])), axis=0) * (1 + 2.0**-48) if sel.size > 1 else 0.0
+        bound[j] = errs[sel].sum(axis=0) + (counts[j] - 1) * f.unit * absum
     return rows, out, bound
 
 
-def _compare(
-    actual: np.ndarray, expected: np.ndarray, bound: np.ndarray, dtype: str,
-    step: int, param: int, quantity: str, rows: np.ndarray | None = None,
-) -> list[Comparison]:
-    expected = np.asarray(expected, dtype=object)
-    exp_f = exact.to_float(expected)
-    diff = exact.to_float(np.abs(exact.array(actual) - expected))
-    nan_bad = np.isnan(actual) & ~np.isnan(exp_f)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(bound > 0, diff / bound, np.where(diff > 0, np.inf, 0.0))
-    ratio = np.where(nan_bad, np.inf, ratio)
-    ulps = np.where(nan_bad, np.inf, diff / ulp(exp_f, dtype))
+@dataclass
+class _Grad:
+    """One parameter's gradient at one step, flattened: ``idx`` the updated elements (None: all)."""
+
+    idx: np.ndarray | None
+    g: np.ndarray      # object
+    g_f: np.ndarray    # float64
+    g_err: Any         # float64 array or 0.0
+
+
+def _gradients(case: Any, v: Variant, f: Format) -> list[list[_Grad | None]]:
     out = []
-    flat = np.argsort(-ratio, axis=None)[:3] if ratio.size else []
-    for k in flat:
-        idx = np.unravel_index(k, ratio.shape)
-        full = idx if rows is None else (int(rows[idx[0]]), *idx[1:])
-        out.append(Comparison(step, param, tuple(int(i) for i in full), quantity,
-                              float(exp_f[idx]), float(actual[idx]), float(bound[idx]),
-                              float(ratio[idx]), float(ulps[idx])))
+    for grads in case.grads:
+        vals, errs = _clip(grads, case.hyper, f, case.dtype)
+        row: list[_Grad | None] = []
+        for i, g in enumerate(grads):
+            if g is None:
+                row.append(None)
+                continue
+            shape = np.shape(case.params[i])
+            if hasattr(g, "indices"):
+                rows, gv, gb = _coalesce(np.asarray(g.indices).reshape(-1), vals[i], errs[i], f)
+                if v.lazy:
+                    ncol = int(np.prod(shape[1:]))
+                    idx = (rows[:, None] * ncol + np.arange(ncol)).reshape(-1)
+                    gflat = np.asarray(gv, dtype=object).reshape(-1)
+                    row.append(_Grad(idx, gflat, exact.to_float(gflat), np.asarray(gb).reshape(-1)))
+                    continue
+                dense = exact.floats(np.zeros(shape))
+                derr = np.zeros(shape)
+                dense[rows], derr[rows] = gv, gb
+                row.append(_Grad(None, dense.reshape(-1), exact.to_float(dense).reshape(-1), derr.reshape(-1)))
+            else:
+                gflat = np.asarray(vals[i], dtype=object).reshape(-1)
+                gerr = errs[i] if np.ndim(errs[i]) == 0 else np.asarray(errs[i]).reshape(-1)
+                row.append(_Grad(None, gflat, exact.to_float(gflat), gerr))
+        out.append(row)
     return out
 
 
-def judge(case: Any, traj: Any, variant: str | Variant, *, max_failures: int = 5) -> Verdict:
-    """Verdict of ``traj`` (what the target did) on ``case`` under ``variant``."""
+# -- judging ----------------------------------------------------------------------------------
+def judge(case: Any, traj: Any, variant: str | Variant, *, max_failures: int = 5,
+          per_step: bool = False) -> Verdict:
+    """Verdict of ``traj`` (what the target did) on ``case`` under ``variant``.
+
+    ``per_step`` also fills :attr:`Verdict.per_step` (for plots; costs one exact
+    evaluation per compared element)."""
     v = VARIANTS[variant] if isinstance(variant, str) else variant
-    best: Verdict | None = None
-    for name, interp in interpretations(case.hyper, case.dtype).items():
-        verdict = _judge_one(case, traj, v, name, interp, max_failures)
-        if verdict.ok:
-            return verdict
-        if best is None or verdict.max_ratio < best.max_ratio:
-            best = verdict
+    f = fmt(case.dtype)
+    with np.errstate(all="ignore"), exact.working_precision():
+        grads = _gradients(case, v, f)
+        obs = _Observed(case, traj)
+        best: Verdict | None = None
+        for name, interp in _effective(case).items():
+            verdict = _judge_one(case, obs, grads, v, f, name, interp, max_failures, per_step)
+            if verdict.ok:
+                return verdict
+            if best is None or verdict.max_ratio < best.max_ratio:
+                best = verdict
     assert best is not None
     return best
 
 
-def _judge_one(case, traj, v: Variant, name: str, interp: dict, max_failures: int) -> Verdict:
+def _effective(case: Any) -> dict[str, dict[str, Any]]:
+    """:func:`interpretations`, less those that give the same numbers as an earlier one on this
+    case (rounding the step count to the dtype changes nothing while every ``t`` is exact)."""
+    out: dict[str, dict[str, Any]] = {}
+    seen = []
+    ts = np.arange(1, case.steps + 1, dtype=np.float64)
+    for name, interp in interpretations(case.hyper, case.dtype).items():
+        c = dict(interp)
+        if c.pop("_round_t", False) and np.any(round_to(ts, case.dtype) != ts):
+            c["_round_t"] = True
+        if c not in seen:
+            seen.append(c)
+            out[name] = c
+    return out
+
+
+class _Observed:
+    """The trajectory as flat float64 arrays (and exact Python-float object arrays), made once."""
+
+    def __init__(self, case: Any, traj: Any) -> None:
+        flat = lambda a: np.asarray(a, dtype=np.float64).reshape(-1)  # noqa: E731
+        self.w = [[flat(p) for p in ps] for ps in traj.params]
+        self.m = [None if ms is None else [flat(x) for x in ms] for ms in traj.m]
+        self.u = [None if us is None else [flat(x) for x in us] for us in traj.u]
+        self.start = [flat(p) for p in case.params]
+
+    def state(self, q: str, k: int) -> list[np.ndarray] | None:
+        arr = self.m if q == "m" else self.u
+        return arr[k] if k < len(arr) else None
+
+
+@dataclass
+class _Segment:
+    """The elements of parameter ``param`` that step ``step`` updates, with their inputs."""
+
+    step: int
+    param: int
+    flat: np.ndarray  # flat element indices within the parameter
+    gr: _Grad
+    m: np.ndarray
+    m_f: np.ndarray
+    m_err: Any
+    u: np.ndarray
+    u_f: np.ndarray
+    u_err: Any
+    w_old: np.ndarray
+    w_act: np.ndarray
+    m_act: np.ndarray | None
+    u_act: np.ndarray | None
+    lr: tuple[Any, float, float]
+    mo: Moments | None = None
+
+
+@dataclass
+class _Found:
+    """Comparisons gathered for ranking: parallel arrays, one entry per compared element."""
+
+    keys: list[np.ndarray] = field(default_factory=list)  # (step, param, order, flat) columns
+    ratio: list[np.ndarray] = field(default_factory=list)
+    makers: list[Any] = field(default_factory=list)  # per block: callable(j) -> Comparison
+    count: int = 0
+
+    def add(self, step: Any, param: Any, order: int, flat: np.ndarray, ratio: np.ndarray,
+            maker: Any) -> None:
+        n = ratio.size
+        self.count += n
+        if n:
+            self.keys.append(np.stack([np.broadcast_to(step, n), np.broadcast_to(param, n),
+                                       np.full(n, order), flat]).astype(np.int64))
+            self.ratio.append(ratio)
+            self.makers.append((maker, n))
+
+
+def _ratio(diff: np.ndarray, bound: np.ndarray, actual: np.ndarray, expected_is_nan: Any) -> np.ndarray:
+    """``|actual - expected| / bound``; inf for NaN where a number was due."""
+    ratio = np.where(bound > 0, diff / bound, np.where(diff > 0, np.inf, 0.0))
+    act_nan = np.isnan(actual)
+    # A NaN where a number is due, or a number where NaN is due, is off by any bound; both NaN
+    # agree; a NaN difference otherwise means the same infinity on both sides, which agrees.
+    ratio = np.where(act_nan != expected_is_nan, np.inf, ratio)
+    return np.where(np.isnan(ratio), 0.0, ratio)
+
+
+def _judge_one(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Variant, f: Format,
+               name: str, interp: dict, max_failures: int, per_step: bool = False) -> Verdict:
     dtype = case.dtype
-    f = fmt(dtype)
+    h = Hyper.of(interp["beta_1"], interp["beta_2"], interp["epsilon"])
     n = len(case.params)
-    m = [exact.array(np.zeros(p.shape)) for p in case.params]
-    u = [exact.array(np.zeros(p.shape)) for p in case.params]
-    m_err: list[Any] = [0.0] * n
-    u_err: list[Any] = [0.0] * n
-    prev = [np.asarray(p, dtype=np.float64) for p in case.params]
-    worst: Comparison | None = None
-    failures: list[Comparison] = []
-    compared = 0
+    shapes = [np.shape(p) for p in case.params]
+    # the state each parameter's next step starts from: exact values, float64 copies, error bounds
+    zeros = [np.zeros(int(np.prod(s))) for s in shapes]
+    st = {q: [[exact.floats(z), z, np.zeros_like(z)] for z in zeros] for q in ("m", "u")}
+    prev = list(obs.start)
+    found = _Found()
+    segments: list[_Segment] = []
     lr_spec = case.hyper["learning_rate"]
-    for k, grads in enumerate(case.grads):
+    for k, row in enumerate(grads):
         t = k + 1
         if isinstance(lr_spec, dict):
             lr_val, lr_err = schedule_value(lr_spec, k)
         else:
             lr_val, lr_err = interp["learning_rate"], 0.0
         t_used = float(round_to(t, dtype)) if interp.get("_round_t") else float(t)
-        s = Scalars(
-            lr=exact.num(lr_val), b1=exact.num(interp["beta_1"]), b2=exact.num(interp["beta_2"]),
-            eps=exact.num(interp["epsilon"]), t=t_used, lr_err=lr_err,
-        )
-        vals, errs = _clip(grads, case.hyper, f, dtype)
-        out_w = traj.params[k]
-        obs_m = traj.m[k] if k < len(traj.m) else None
-        obs_u = traj.u[k] if k < len(traj.u) else None
-        comps: list[Comparison] = []
+        b1_bias = exact.num(interp["_b1_bias"]) if "_b1_bias" in interp else h.b1
+        lr = step_size(v, exact.num(lr_val), b1_bias, t_used, f, lr_err=lr_err, t_err=abs(t_used - t))
+        w_now = obs.w[k]
+        seen = {q: obs.state(q, k) for q in ("m", "u")}
         for i in range(n):
-            w_old = exact.array(prev[i])
-            g = grads[i]
-            if g is None:
-                comps += _unchanged(out_w[i], prev[i], k + 1, i, dtype)
+            gr = row[i]
+            if gr is None:
+                _unchanged(found, w_now[i], prev[i], np.arange(prev[i].size), k + 1, i, dtype)
                 continue
-            if hasattr(g, "indices"):
-                rows, gv, gb = _coalesce(np.asarray(g.indices), vals[i], errs[i], f)
-                if v.lazy:
-                    sel = (rows,)
-                    res = reference_step(v, w_old[sel], gv, m[i][sel], u[i][sel], s, f,
-                                         g_err=gb, m_err=_rows(m_err[i], rows),
-                                         u_err=_rows(u_err[i], rows))
-                    untouched = np.ones(prev[i].shape[0], dtype=bool)
-                    untouched[rows] = False
-                    comps += _unchanged(out_w[i][untouched], prev[i][untouched], k + 1, i, dtype)
-                    comps += _compare(out_w[i][rows], res.w, res.w_bound, dtype, k + 1, i, "w", rows)
-                    new_m, new_u = m[i].copy(), u[i].copy()
-                    new_m[rows], new_u[rows] = res.m, res.u
-                    me = np.broadcast_to(np.asarray(m_err[i], float), prev[i].shape).copy()
-                    ue = np.broadcast_to(np.asarray(u_err[i], float), prev[i].shape).copy()
-                    me[rows], ue[rows] = res.m_bound, res.u_bound
-                    mb, ub = me, ue
+            flat = np.arange(prev[i].size) if gr.idx is None else gr.idx
+            sel = slice(None) if gr.idx is None else gr.idx
+            if gr.idx is not None:  # lazy rows: the others must not move
+                rest = np.ones(prev[i].size, dtype=bool)
+                rest[gr.idx] = False
+                rest_idx = np.flatnonzero(rest)
+                _unchanged(found, w_now[i][rest_idx], prev[i][rest_idx], rest_idx, k + 1, i, dtype)
+                for q in ("m", "u"):
+                    obs_q = seen[q]
+                    if obs_q is not None:
+                        _same_state(found, obs_q[i][rest_idx], st[q][i], rest_idx, k + 1, i, q, dtype)
+            stm, stu = st["m"][i], st["u"][i]
+            seg = _Segment(k + 1, i, flat, gr, stm[0][sel], stm[1][sel], _at(stm[2], sel),
+                           stu[0][sel], stu[1][sel], _at(stu[2], sel), prev[i][sel], w_now[i][sel],
+                           None if seen["m"] is None else seen["m"][i][sel],
+                           None if seen["u"] is None else seen["u"][i][sel], lr)
+            if seen["m"] is None or seen["u"] is None:  # hidden state: the recurrence runs now
+                seg.mo = moments(v, h, f, gr.g, gr.g_f, seg.m, seg.m_f, seg.u, seg.u_f,
+                                 g_err=gr.g_err, m_err=seg.m_err, u_err=seg.u_err)
+            for q in ("m", "u"):
+                s = st[q][i]
+                obs_q = seen[q]
+                if obs_q is not None:
+                    s[0], s[1], s[2] = exact.floats(obs_q[i]), obs_q[i], np.zeros_like(s[1])
                 else:
-                    dense = exact.array(np.zeros(prev[i].shape))
-                    derr = np.zeros(prev[i].shape)
-                    dense[rows], derr[rows] = gv, gb
-                    res = reference_step(v, w_old, dense, m[i], u[i], s, f,
-                                         g_err=derr, m_err=m_err[i], u_err=u_err[i])
-                    comps += _compare(out_w[i], res.w, res.w_bound, dtype, k + 1, i, "w")
-                    new_m, new_u, mb, ub = res.m, res.u, res.m_bound, res.u_bound
-            else:
-                res = reference_step(v, w_old, vals[i], m[i], u[i], s, f,
-                                     g_err=errs[i], m_err=m_err[i], u_err=u_err[i])
-                comps += _compare(out_w[i], res.w, res.w_bound, dtype, k + 1, i, "w")
-                new_m, new_u, mb, ub = res.m, res.u, res.m_bound, res.u_bound
-            for q, obs, ref, bnd in (("m", obs_m, new_m, mb), ("u", obs_u, new_u, ub)):
-                if obs is not None:
-                    comps += _compare(obs[i], ref, np.broadcast_to(bnd, ref.shape), dtype, k + 1, i, q)
-            if obs_m is not None:
-                m[i], m_err[i] = exact.array(obs_m[i]), 0.0
-            else:
-                m[i], m_err[i] = new_m, mb
-            if obs_u is not None:
-                u[i], u_err[i] = exact.array(obs_u[i]), 0.0
-            else:
-                u[i], u_err[i] = new_u, ub
-        for c in comps:
-            compared += 1
-            if worst is None or c.ratio > worst.ratio:
-                worst = c
-            if c.ratio > 1.0 and len(failures) < max_failures:
-                failures.append(c)
-        prev = [np.asarray(p, dtype=np.float64) for p in out_w]
-    ok = not failures
-    return Verdict(ok, v.name, name, worst, failures, compared)
+                    assert seg.mo is not None
+                    new = seg.mo.m if q == "m" else seg.mo.u
+                    bnd = seg.mo.m_bound if q == "m" else seg.mo.u_bound
+                    s[0], s[1], s[2] = s[0].copy(), s[1].copy(), s[2].copy()
+                    s[0][sel] = new
+                    s[1][sel] = seg.mo.m_float if q == "m" else exact.to_float(new)
+                    s[2][sel] = SAFETY * bnd
+            segments.append(seg)
+        prev = list(w_now)
+    if segments:
+        _evaluate(found, segments, v, h, f, dtype, shapes)
+    return _verdict(found, v, name, max_failures, shapes, dtype, per_step, case.steps)
 
 
-def _rows(err: Any, rows: np.ndarray) -> Any:
-    a = np.asarray(err, dtype=np.float64)
-    return a[rows] if a.ndim else a
+def _at(err: np.ndarray, sel: Any) -> Any:
+    out = err[sel]
+    return 0.0 if not np.any(out) else out
 
 
-def _unchanged(actual: np.ndarray, before: np.ndarray, step: int, param: int, dtype: str) -> list[Comparison]:
+def _cat(parts: list[Any], sizes: list[int]) -> np.ndarray:
+    """Concatenate per-segment arrays (scalars are repeated to the segment's size)."""
+    if all(np.ndim(p) == 0 for p in parts):
+        one = np.empty(len(parts), dtype=np.asarray(parts[0]).dtype)
+        one[:] = parts
+        return np.repeat(one, sizes)
+    return np.concatenate([np.full(s, p, dtype=np.asarray(p).dtype) if np.ndim(p) == 0 else p
+                           for p, s in zip(parts, sizes, strict=True)])
+
+
+def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Format, dtype: str,
+              shapes: list[tuple[int, ...]]) -> None:
+    """The exact update and the bound for every gathered element at once, and the comparisons."""
+    sizes = [s.flat.size for s in segs]
+    cat = lambda get: _cat([get(s) for s in segs], sizes)  # noqa: E731
+    todo = [j for j, s in enumerate(segs) if s.mo is None]
+    if todo:
+        part = [segs[j] for j in todo]
+        psz = [sizes[j] for j in todo]
+        pc = lambda get: _cat([get(s) for s in part], psz)  # noqa: E731
+        mo = moments(v, h, f, pc(lambda s: s.gr.g), pc(lambda s: s.gr.g_f), pc(lambda s: s.m),
+                     pc(lambda s: s.m_f), pc(lambda s: s.u), pc(lambda s: s.u_f),
+                     g_err=pc(lambda s: np.float64(s.gr.g_err) if np.ndim(s.gr.g_err) == 0 else s.gr.g_err),
+                     m_err=pc(lambda s: np.float64(s.m_err) if np.ndim(s.m_err) == 0 else s.m_err),
+                     u_err=pc(lambda s: np.float64(s.u_err) if np.ndim(s.u_err) == 0 else s.u_err))
+        if len(todo) == len(segs):
+            allmo = mo
+        else:
+            cuts = np.cumsum(psz)[:-1]
+            pieces = {fld: np.split(getattr(mo, fld), cuts) for fld in mo.__dataclass_fields__}
+            for r, j in enumerate(todo):
+                segs[j].mo = Moments(**{fld: pieces[fld][r] for fld in pieces})
+    if not todo or len(todo) != len(segs):
+        allmo = Moments(**{fld: cat(lambda s, fld=fld: getattr(s.mo, fld)) for fld in Moments.__dataclass_fields__})
+    lr_t = cat(lambda s: s.lr[0])
+    flr_t = cat(lambda s: np.float64(s.lr[1]))
+    rel = cat(lambda s: np.float64(s.lr[2]))
+    w_old, w_act = cat(lambda s: s.w_old), cat(lambda s: s.w_act)
+    wt = weights(v, h, f, allmo, w_old, lr_t, flr_t, rel)
+    step = cat(lambda s: np.int64(s.step))
+    param = cat(lambda s: np.int64(s.param))
+    flat = cat(lambda s: s.flat)
+    # w: actual - (w_old - delta) = (w_act - w_old) + delta; the float64 difference and its exact
+    # rounding error (TwoSum) are exact, so only the sum with delta rounds (at 256 bits).
+    s = w_act - w_old
+    bb = s - w_act
+    err = (w_act - (s - bb)) - (-w_old - bb)
+    err = np.where(np.isfinite(err), err, 0.0)
+    dw = wt.delta + s.astype(object)
+    nz = np.flatnonzero(err)
+    if nz.size:
+        dw[nz] = dw[nz] + err[nz].astype(object)
+    diff = np.abs(exact.to_float(dw))
+    nan_exp = _exact_nan(w_act, lambda j: w_old[j] - wt.delta[j], diff)
+
+    def w_maker(j: int) -> tuple[float, float]:
+        return float(w_old[j] - wt.delta[j]), float(w_act[j])
+
+    found.add(step, param, 0, flat, _ratio(diff, wt.w_bound, w_act, nan_exp), (w_maker, wt.w_bound, diff, "w"))
+    for order, q, ref, bnd in ((1, "m", allmo.m, allmo.m_bound), (2, "u", allmo.u, allmo.u_bound)):
+        have = [j for j, sg in enumerate(segs) if (sg.m_act if q == "m" else sg.u_act) is not None]
+        if not have:
+            continue
+        pick: Any
+        if len(have) == len(segs):
+            pick = slice(None)
+            act = cat(lambda sg, q=q: sg.m_act if q == "m" else sg.u_act)
+        else:
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            pick = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in have])
+            act = np.concatenate([segs[j].m_act if q == "m" else segs[j].u_act for j in have])
+        ref_q, bnd_q = ref[pick], SAFETY * bnd[pick]
+        diff_q = np.abs(exact.to_float(act.astype(object) - ref_q))
+        nan_q = _exact_nan(act, lambda j, ref_q=ref_q: ref_q[j], diff_q)
+
+        def maker(j: int, ref_q: np.ndarray = ref_q, act: np.ndarray = act) -> tuple[float, float]:
+            return float(ref_q[j]), float(act[j])
+
+        found.add(step[pick], param[pick], order, flat[pick], _ratio(diff_q, bnd_q, act, nan_q),
+                  (maker, bnd_q, diff_q, q))
+
+
+def _exact_nan(actual: np.ndarray, expected: Any, diff: np.ndarray) -> np.ndarray:
+    """Whether the exact expected value is NaN, evaluated only where ``actual`` or the
+    difference ``diff`` is NaN (elsewhere the expected value is a number)."""
+    out = np.zeros(actual.shape, dtype=bool)
+    for j in np.flatnonzero(np.isnan(actual) | np.isnan(diff)):
+        x = expected(j)
+        out[j] = x != x
+    return out
+
+
+def _unchanged(found: _Found, actual: np.ndarray, before: np.ndarray, flat: np.ndarray, step: int,
+               param: int, dtype: str) -> None:
     """Values that must stay bit-identical (no gradient, or rows a lazy step does not touch)."""
     a, b = np.asarray(actual, dtype=np.float64), np.asarray(before, dtype=np.float64)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
-    if same.all():
-        return []
-    idx = np.unravel_index(int(np.argmin(same)), same.shape)
-    d = abs(float(a[idx]) - float(b[idx]))
-    return [Comparison(step, param, tuple(int(i) for i in idx), "w (must be unchanged)",
-                       float(b[idx]), float(a[idx]), 0.0, math.inf,
-                       float(d / ulp(np.asarray(b[idx]), dtype)))]
+    ratio = np.where(same, 0.0, np.inf)
+    diff = np.abs(a - b)
+
+    def maker(j: int) -> tuple[float, float]:
+        return float(b[j]), float(a[j])
+
+    found.add(np.int64(step), np.int64(param), -1, flat, ratio, (maker, np.zeros(a.shape), diff,
+                                                                  "w (must be unchanged)"))
+
+
+def _same_state(found: _Found, actual: np.ndarray, state: list[Any], flat: np.ndarray, step: int,
+                param: int, q: str, dtype: str) -> None:
+    """State rows a lazy step does not touch: compared with the state before the step."""
+    ref, bnd = state[0][flat], state[2][flat]
+    diff = np.abs(exact.to_float(actual.astype(object) - ref))
+    nan_q = _exact_nan(actual, lambda j: ref[j], diff)
+
+    def maker(j: int) -> tuple[float, float]:
+        return float(ref[j]), float(actual[j])
+
+    found.add(np.int64(step), np.int64(param), 1 if q == "m" else 2, flat, _ratio(diff, bnd, actual, nan_q),
+              (maker, bnd, diff, q))
+
+
+def _verdict(found: _Found, v: Variant, name: str, max_failures: int, shapes: list[tuple[int, ...]],
+             dtype: str, per_step: bool = False, steps: int = 0) -> Verdict:
+    if not found.ratio:
+        return Verdict(True, v.name, name, None, [], found.count, [(0.0, 0.0)] * steps if per_step else [])
+    keys = np.concatenate(found.keys, axis=1)
+    ratio = np.concatenate(found.ratio)
+    r = np.nan_to_num(ratio, nan=-1.0)
+    # order: step, parameter, quantity (unchanged, w, m, u), worst ratio first
+    top = np.flatnonzero(r == r.max())
+    worst_j = int(top[np.lexsort((keys[2, top], keys[1, top], keys[0, top]))[0]])
+    bad = np.flatnonzero(r > 1.0)
+    bad = bad[np.lexsort((-r[bad], keys[2, bad], keys[1, bad], keys[0, bad]))][:max_failures]
+    starts = np.cumsum([0] + [n for _, n in found.makers])
+
+    def comparison(j: int) -> Comparison:
+        b = int(np.searchsorted(starts, j, side="right")) - 1
+        (maker, bnd, diff, q), _ = found.makers[b]
+        o = j - int(starts[b])
+        expected, actual = maker(o)
+        step, param, flat = int(keys[0, j]), int(keys[1, j]), int(keys[3, j])
+        idx = tuple(int(x) for x in np.unravel_index(flat, shapes[param])) if shapes[param] else ()
+        ulps = float(diff[o] / ulp(np.asarray(expected), dtype))
+        if np.isnan(actual) and not np.isnan(expected):
+            ulps = math.inf
+        return Comparison(step, param, idx, q, expected, actual, float(bnd[o]), float(ratio[j]), ulps)
+
+    worst = comparison(worst_j)
+    failures = [comparison(int(j)) for j in bad]
+    series: list[tuple[float, float]] = []
+    if per_step:
+        r_step, u_step = np.zeros(steps), np.zeros(steps)
+        np.maximum.at(r_step, keys[0] - 1, np.where(ratio == ratio, ratio, 0.0))
+        for j in range(ratio.size):
+            c = comparison(j)
+            u_step[c.step - 1] = max(u_step[c.step - 1], 0.0 if c.ulps != c.ulps else c.ulps)
+        series = list(zip(r_step.tolist(), u_step.tolist(), strict=True))
+    return Verdict(not failures, v.name, name, worst, failures, found.count, series)
+
