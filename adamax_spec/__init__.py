@@ -10,6 +10,7 @@ from .core import AdamaxState, Hyper, apply_gradients, init
 from .optimizer import Adamax
 from .profiles import PROFILES, Profile, get_profile
 from .sparse import IndexedSlices
+from .state_file import load_state, save_state
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,7 @@ __all__ = [
     "apply_gradients",
     "get_profile",
     "init",
+    "load_state",
+    "save_state",
     "schedules",
 ]

@@ -27,10 +27,21 @@ def round_to_float32(x: float) -> float:
 
 
 def scalar(xp: Any, value: Any, like: Any) -> Any:
-    """A 0-d array of ``like``'s dtype and device holding ``value``."""
-    if hasattr(value, "shape"):
-        return xp.astype(xp.asarray(value, device=device(like)), like.dtype)
-    return xp.asarray(value, dtype=like.dtype, device=device(like))
+    """A 0-d array of ``like``'s dtype and device holding ``value``.
+
+    An array spread over several devices reports a layout (a JAX sharding) as its
+    device, which a 0-d array cannot take; the scalar is then made without a device,
+    so that it follows the spread operand it is combined with.
+    """
+    where = device(like)
+    try:
+        if hasattr(value, "shape"):
+            return xp.astype(xp.asarray(value, device=where), like.dtype)
+        return xp.asarray(value, dtype=like.dtype, device=where)
+    except ValueError:
+        if hasattr(value, "shape"):
+            return xp.astype(xp.asarray(value), like.dtype)
+        return xp.asarray(value, dtype=like.dtype)
 
 
 def is_floating(xp: Any, x: Any) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._xp import device, namespace, scalar
+from ._xp import namespace, scalar
 from .sparse import IndexedSlices
 
 __all__ = ["clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients"]
@@ -63,7 +63,7 @@ def clip_by_global_norm(grads: Sequence[Any], clipnorm: float) -> list[Any]:
         return list(grads)
     first = _values(present[0])
     xp = namespace(first)
-    total = xp.zeros((), dtype=first.dtype, device=device(first))
+    total = scalar(xp, 0.0, first)
     for g in present:
         x = _values(g)
         total = total + xp.sum(x * x)

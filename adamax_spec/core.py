@@ -21,6 +21,7 @@ back in place for mutable libraries.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -125,10 +126,20 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     if not p.bias_correction:
         lr_t = lr_d
     elif p.hyper_rounding == "float32" or hasattr(lr, "shape"):
-        lr_t = lr_d / (one - xp.pow(b1_d, scalar(xp, float(t), like)))
+        lr_t = lr_d / (one - xp.pow(b1_d, scalar(xp, t if hasattr(t, "shape") else _cast_step(xp, t, like), like)))
     else:
         lr_t = scalar(xp, float(lr) / (1.0 - b1**t), like)
     return StepScalars(lr_t, b1_d, one - b1_d, scalar(xp, b2, like), scalar(xp, hyper.epsilon, like))
+
+
+def _cast_step(xp: Any, t: int, like: Any) -> float:
+    """``float(t)`` as the cast to ``like``'s dtype rounds it, overflow included (Keras casts t to the
+    variable dtype: float16 sees step 65520 and beyond as inf, and ``b1**inf = 0``), without the
+    overflow warning a direct cast may emit."""
+    fi = xp.finfo(like.dtype)
+    big, eps = float(fi.max), float(fi.eps)
+    overflow = big + big * eps / (2 * (2 - eps))  # max + ulp(max)/2: the cast rounds this and above to inf
+    return math.inf if t >= overflow else float(t)
 
 
 def update_rows(
@@ -191,6 +202,7 @@ def apply_gradients(
     write = write_rows or _set_rows
     new_w, new_m, new_u = list(params), list(state.m), list(state.u)
     scalars: dict[tuple[str, str], StepScalars] = {}
+    row_writes: list[tuple[int, Any, Any, Any, Any]] = []  # done after every update is computed
     for i, (w, g) in enumerate(zip(params, grads, strict=True)):
         if g is None:
             continue
@@ -211,12 +223,15 @@ def apply_gradients(
                 s,
                 kernel_form=False,
             )
-            new_w[i] = write(w, rows, w_rows)
-            new_m[i] = write(m, rows, m_rows)
-            new_u[i] = write(u, rows, u_rows)
+            row_writes.append((i, rows, w_rows, m_rows, u_rows))
         else:
             dense = densify(g, w) if isinstance(g, IndexedSlices) else g
             new_w[i], new_m[i], new_u[i] = update_rows(profile, w, dense, m, u, s, kernel_form=True)
+    # In-place row writes (``write_rows``) wait until nothing can fail: a step that raises changes nothing.
+    for i, rows, w_rows, m_rows, u_rows in row_writes:
+        new_w[i] = write(params[i], rows, w_rows)
+        new_m[i] = write(state.m[i], rows, m_rows)
+        new_u[i] = write(state.u[i], rows, u_rows)
     return new_w, AdamaxState(t, tuple(new_m), tuple(new_u))
 
 
@@ -224,8 +239,8 @@ def _set_rows(table: Any, rows: Any, values: Any) -> Any:
     """``table`` with ``table[rows] = values`` (``rows`` sorted and unique), as a new array."""
     from array_api_extra import at
 
-    try:
-        return at(table, rows).set(values)
+    try:  # copy=True: the default (None) may write into ``table``, which is the caller's input here
+        return at(table, rows).set(values, copy=True)
     except IndexError:  # a namespace without integer-array __setitem__ (array-api-strict)
         return take_rows(table, rows, values)
 

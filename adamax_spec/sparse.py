@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._xp import device, namespace
+from ._xp import device, namespace, scalar
 
 __all__ = ["IndexedSlices", "coalesce_rows", "densify"]
 
@@ -39,6 +39,13 @@ def coalesce_rows(indices: Any, values: Any) -> tuple[Any, Any]:
     """
     xp = namespace(indices, values)
     uniq, counts = xp.unique_counts(indices)
+    if not isinstance(uniq.shape[0], int):  # None (array API) or nan: a lazy library's unknown size
+        raise NotImplementedError(
+            "sparse gradients (IndexedSlices) are not supported on this array library: summing duplicate "
+            f"indices needs the number of distinct rows, which it leaves unknown (unique_counts gave shape "
+            f"{tuple(uniq.shape)}), as lazy chunked arrays do. Pass the gradient as a dense array instead "
+            "(dense updates stay lazy)."
+        )
     if uniq.shape[0] == indices.shape[0]:
         order = xp.argsort(indices, stable=True)
         return xp.take(indices, order), xp.take(values, order, axis=0)
@@ -48,7 +55,7 @@ def coalesce_rows(indices: Any, values: Any) -> tuple[Any, Any]:
     total = None
     max_count = int(xp.max(counts))
     last = indices.shape[0] - 1
-    zero = xp.zeros((), dtype=values.dtype, device=device(values))
+    zero = scalar(xp, 0.0, values)
     expand = (slice(None),) + (None,) * (values.ndim - 1)
     for r in range(max_count):
         pos = xp.take(order, xp.clip(starts + r, max=last))
@@ -67,5 +74,11 @@ def densify(grad: IndexedSlices, like: Any) -> Any:
     dense = xp.zeros(grad.dense_shape, dtype=like.dtype, device=device(like))
     from array_api_extra import at
 
-    return at(dense, uniq).set(xp.astype(summed, like.dtype))
+    summed = xp.astype(summed, like.dtype)
+    try:
+        return at(dense, uniq).set(summed)
+    except IndexError:  # a namespace without integer-array __setitem__ (array-api-strict)
+        from .core import take_rows
+
+        return take_rows(dense, uniq, summed)
 

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._xp import device, namespace
 from .core import AdamaxState
 from .sparse import IndexedSlices
 
-__all__ = ["ALLOWED_KWARGS", "check_learning_rate", "check_number", "check_step"]
+__all__ = [
+    "ALLOWED_KWARGS",
+    "check_learning_rate",
+    "check_number",
+    "check_pairs",
+    "check_params",
+    "check_sequences",
+    "check_state_dict",
+    "check_step",
+]
 
 #: Extra keyword arguments Keras 2.9's constructor accepts.
 ALLOWED_KWARGS = ("clipnorm", "clipvalue", "decay", "global_clipnorm", "lr")
@@ -34,7 +43,10 @@ def check_number(
 ) -> float:
     """``value`` as a float, or ``TypeError``/``ValueError`` naming ``name``."""
     if hasattr(value, "shape") and tuple(value.shape) == ():
-        value = float(value)
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a real number, got {name}={value!r}") from e
     if not _is_real(value):
         raise TypeError(f"{name} must be a real number, got {name}={value!r}")
     v = float(value)
@@ -77,6 +89,80 @@ def check_scheduled_lr(value: Any, iterations: int) -> None:
         )
 
 
+def check_sequences(params: Any, grads: Any) -> tuple[list[Any], list[Any]]:
+    """``params`` and ``grads`` as lists; a bare array (not a list of arrays) is refused.
+
+    ``list(array)`` would silently iterate over its rows and update each row as a parameter.
+    """
+    out = []
+    for name, seq in (("params", params), ("grads", grads)):
+        if hasattr(seq, "shape") or isinstance(seq, IndexedSlices | str | bytes):
+            raise TypeError(
+                f"{name} must be a sequence of arrays (one per parameter), got a single {type(seq).__name__}"
+            )
+        try:
+            out.append(list(seq))
+        except TypeError as e:
+            raise TypeError(f"{name} must be a sequence of arrays, got {name}={seq!r}") from e
+    return out[0], out[1]
+
+
+def check_pairs(grads_and_vars: Any) -> list[tuple[Any, Any]]:
+    """``apply_gradients``' argument as a list of ``(grad, var)`` pairs."""
+    if hasattr(grads_and_vars, "shape"):
+        raise TypeError("grads_and_vars must be an iterable of (grad, var) pairs, got a single array")
+    try:
+        pairs = list(grads_and_vars)
+    except TypeError as e:
+        raise TypeError(f"grads_and_vars must be an iterable of (grad, var) pairs, got {grads_and_vars!r}") from e
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"grads_and_vars[{i}] must be a (grad, var) pair, got {type(pair).__name__} {pair!r:.80}")
+    return [(g, v) for g, v in pairs]
+
+
+def check_state_dict(state: Any) -> tuple[int, list[Any], list[Any]]:
+    """``(iterations, m, u)`` from a :meth:`Adamax.state_dict`-shaped mapping, or an error naming the field."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a dict as returned by state_dict(), got {type(state).__name__}")
+    if not isinstance(state.get("config", {}), Mapping):
+        raise TypeError(f"state['config'] must be a dict as returned by get_config(), got {state['config']!r:.80}")
+    iterations = state.get("iterations")
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+        raise ValueError(f"state['iterations'] must be an int >= 0, got {iterations!r}")
+    moments = []
+    for key in ("m", "u"):
+        seq = state.get(key, [])
+        if hasattr(seq, "shape") or isinstance(seq, str | bytes | Mapping):
+            raise TypeError(f"state[{key!r}] must be a list of arrays, got {type(seq).__name__}")
+        try:
+            moments.append(list(seq))
+        except TypeError as e:
+            raise TypeError(f"state[{key!r}] must be a list of arrays, got {seq!r}") from e
+    m, u = moments
+    if len(m) != len(u):
+        raise ValueError(f"state has {len(m)} m arrays but {len(u)} u arrays")
+    for i, (a, b) in enumerate(zip(m, u, strict=True)):
+        for key, x in (("m", a), ("u", b)):
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                raise TypeError(f"state[{key!r}][{i}] must be an array, got {type(x).__name__}")
+            try:
+                xp = namespace(x)
+            except TypeError as e:
+                raise TypeError(f"state[{key!r}][{i}] must be an array-API array, got {type(x).__name__}") from e
+            if not xp.isdtype(x.dtype, "real floating"):
+                raise TypeError(f"state[{key!r}][{i}] must have a real floating dtype, got dtype={x.dtype}")
+        _same(f"state['u'][{i}]", b, f"state['m'][{i}]", a)
+    return int(iterations), m, u
+
+
+def check_params(params: Sequence[Any]) -> None:
+    """Every parameter is an array (checked before moments are allocated for them)."""
+    for i, w in enumerate(params):
+        if not hasattr(w, "shape") or not hasattr(w, "dtype"):
+            raise TypeError(f"params[{i}] must be an array, got {type(w).__name__}")
+
+
 def check_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> None:
     """Check that ``params``, ``grads`` and ``state`` fit together; raise before any change."""
     if len(params) != len(grads):
@@ -92,6 +178,8 @@ def check_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) 
     xp0 = None
     for i, (w, g) in enumerate(zip(params, grads, strict=True)):
         where = f"params[{i}]"
+        if not hasattr(w, "shape") or not hasattr(w, "dtype"):
+            raise TypeError(f"{where} must be an array, got {type(w).__name__}")
         try:
             xp = namespace(w)
         except TypeError as e:
@@ -120,6 +208,8 @@ def check_same_grad_dtypes(grads: Sequence[Any]) -> None:
 
 
 def _same(name: str, x: Any, ref_name: str, ref: Any) -> None:
+    if isinstance(x, IndexedSlices) or not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{name} must be an array of the same library as {ref_name}, got {type(x).__name__}")
     try:
         namespace(x, ref)
     except TypeError as e:
@@ -143,10 +233,10 @@ def _check_sparse(i: int, g: IndexedSlices, w: Any) -> None:
         namespace(g.indices, g.values, w)
     except TypeError as e:
         raise TypeError(f"{name}.indices and .values must be arrays of params[{i}]'s library") from e
-    if g.indices.ndim != 1 or not xp.isdtype(g.indices.dtype, "integral"):
-        raise TypeError(
-            f"{name}.indices must be a 1-d integer array, got ndim={g.indices.ndim}, dtype={g.indices.dtype}"
-        )
+    if not xp.isdtype(g.indices.dtype, "integral"):
+        raise TypeError(f"{name}.indices must be a 1-d integer array, got dtype={g.indices.dtype}")
+    if g.indices.ndim != 1:
+        raise ValueError(f"{name}.indices must be a 1-d integer array, got shape {tuple(g.indices.shape)}")
     want = (g.indices.shape[0], *tuple(w.shape[1:]))
     if tuple(g.values.shape) != want:
         raise ValueError(f"{name}.values has shape {tuple(g.values.shape)}, expected {want}")
