@@ -14,8 +14,12 @@ from .validation import (
     ALLOWED_KWARGS,
     check_learning_rate,
     check_number,
+    check_pairs,
+    check_params,
     check_same_grad_dtypes,
     check_scheduled_lr,
+    check_sequences,
+    check_state_dict,
     check_step,
 )
 
@@ -36,7 +40,9 @@ class Adamax:
 
     Use :meth:`apply` with any array-API arrays (it returns new parameters), or
     :meth:`apply_gradients` to update mutable arrays (NumPy, torch, CuPy) in place.
-    A step that raises changes nothing.
+    A step that raises changes nothing.  ``fast=True`` (default) lets a per-library fast
+    path take the step where it gives the generic path's results (``docs/performance.md``);
+    ``fast=False`` (or setting ``opt.fast = False``) always takes the generic array-API path.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class Adamax:
         name: str = "Adamax",
         *,
         profile: str | Profile = "keras",
+        fast: bool = True,
         **kwargs: Any,
     ) -> None:
         self.profile = get_profile(profile)
@@ -97,6 +104,10 @@ class Adamax:
             **clips,
         )
         self._state: AdamaxState | None = None
+        #: Use a per-library fast path when one applies (``adamax_spec.backends.dispatch``);
+        #: ``False`` always takes the generic array-API path (the reference the fast paths are tested against).
+        self.fast = bool(fast)
+        self._fast_cache: dict[str, Any] = {}
 
     def _check_epsilon(self, epsilon: float | None) -> float:
         p = self.profile
@@ -132,17 +143,21 @@ class Adamax:
         ``grads[i]`` is an array, an :class:`IndexedSlices` or ``None``.
         Nothing changes if it raises.
         """
+        params, grads = check_sequences(params, grads)
+        if not params and not grads:
+            return []  # Keras: an empty apply is a no-op and does not count as a step
         new_params, new_state = self._step(params, grads, write_rows=None)
         self._state = new_state
         return new_params
 
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Any]]) -> None:
         """Keras-style: update the (mutable) variables in place from ``(grad, var)`` pairs."""
-        pairs = list(grads_and_vars)
+        pairs = check_pairs(grads_and_vars)
         if not pairs:
             return
         grads = [g for g, _ in pairs]
-        params = [v for _, v in pairs]
+        # A leaf that requires grad (torch) refuses in-place writes; its detached view shares storage.
+        params = [v.detach() if getattr(v, "requires_grad", False) else v for _, v in pairs]
         for i, v in enumerate(params):
             if not _writeable(v):
                 raise TypeError(
@@ -162,8 +177,12 @@ class Adamax:
 
     def _step(self, params: Sequence[Any], grads: Sequence[Any], write_rows: Any) -> tuple[list[Any], AdamaxState]:
         params, grads = list(params), list(grads)
+        check_params(params)
         state = self._state if self._state is not None else core.init(params)
-        check_step(params, grads, state)
+        if not state.m and params:  # a step count restored before any moments existed
+            state = core.init(params)._replace(iterations=state.iterations)
+        if not (self.fast and _fast_check(params, grads, state)):
+            check_step(params, grads, state)
         if self._hyper.global_clipnorm is not None:
             check_same_grad_dtypes(grads)
         hyper = self._hyper
@@ -171,6 +190,11 @@ class Adamax:
             lr = core.learning_rate_at(hyper, state.iterations)
             check_scheduled_lr(lr, state.iterations)
             hyper = _with_lr(hyper, lr)
+        if self.fast:
+            done = _fast_step(params, grads, state, hyper, in_place=write_rows is _write_rows_in_place,
+                              cache=self._fast_cache)
+            if done is not None:
+                return done
         return core.apply_gradients(params, grads, state, hyper, write_rows=write_rows)
 
     # -- config and state ------------------------------------------------------------
@@ -216,15 +240,10 @@ class Adamax:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore moments and step count saved by :meth:`state_dict` (validated first)."""
-        iterations = state.get("iterations")
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
-            raise ValueError(f"state['iterations'] must be an int >= 0, got {iterations!r}")
-        m, u = list(state.get("m", [])), list(state.get("u", []))
-        if len(m) != len(u):
-            raise ValueError(f"state has {len(m)} m arrays but {len(u)} u arrays")
-        for i, (a, b) in enumerate(zip(m, u, strict=True)):
-            if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
-                raise ValueError(f"state m[{i}] and u[{i}] differ in shape or dtype")
+        iterations, m, u = check_state_dict(state)
+        saved = state.get("config", {}).get("profile", self.profile.name) if isinstance(state, dict) else None
+        if saved != self.profile.name:
+            raise ValueError(f"state was saved under profile {saved!r}, but this optimizer uses {self.profile.name!r}")
         self._state = AdamaxState(iterations, tuple(m), tuple(u)) if m or iterations else None
 
     def __repr__(self) -> str:
@@ -232,6 +251,7 @@ class Adamax:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Adamax:
         new = copy.copy(self)
+        new._fast_cache = {}
         new._state = copy.deepcopy(self._state, memo)
         return new
 
@@ -240,6 +260,31 @@ def _with_lr(hyper: Hyper, lr: Any) -> Hyper:
     from dataclasses import replace
 
     return replace(hyper, learning_rate=lr, decay=0.0)
+
+
+def _fast_step(params: list[Any], grads: list[Any], state: AdamaxState, hyper: Hyper, *, in_place: bool,
+               cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
+    """The step through a per-library fast path (validated arguments), or ``None`` for the generic path.
+
+    The registry lives in ``adamax_spec.backends.dispatch`` and imports a library's module only when
+    that library's arrays arrive; the core itself names no array library.
+    """
+    import importlib
+
+    dispatch = importlib.import_module("adamax_spec.backends.dispatch")
+    result: tuple[list[Any], AdamaxState] | None = dispatch.fast_step(
+        params, grads, state, hyper, in_place=in_place, cache=cache)
+    return result
+
+
+def _fast_check(params: list[Any], grads: list[Any], state: AdamaxState) -> bool:
+    """``True`` if a fast path's cheap check proves that ``check_step`` would accept these arguments.
+
+    ``False`` means "not proven" (``check_step`` then runs and raises where it must).
+    """
+    import importlib
+
+    return bool(importlib.import_module("adamax_spec.backends.dispatch").accepts(params, grads, state))
 
 
 def _writeable(x: Any) -> bool:

@@ -280,19 +280,57 @@ def _naive(sizes: list[int]) -> tuple[Step, str]:
     return step, "functional: new arrays every step"
 
 
-def _library_dense(sizes: list[int]) -> tuple[Step, str]:
+def _library_dense(sizes: list[int], fast: bool = True) -> tuple[Step, str]:
     try:
         from adamax_spec import Adamax
     except Exception as e:  # the library is being written; report, don't fail
         raise _Skip(f"adamax_spec.Adamax not importable: {type(e).__name__}: {e}") from e
     ws, gs, _, _ = _tensors(sizes)
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS, fast=fast)
     pairs = list(zip(gs, ws, strict=True))
 
     def step() -> None:
         opt.apply_gradients(pairs)
 
-    return step, "Adamax().apply_gradients on NumPy arrays"
+    return step, ("Adamax().apply_gradients on NumPy arrays (fast path)" if fast
+                  else "generic array-API path, results written back")
+
+
+def _ours_torch(sizes: list[int], threads: int) -> tuple[Step, str]:
+    torch = _import("torch")
+    from adamax_spec import Adamax
+
+    torch.set_num_threads(threads)
+    ws, gs, _, _ = _tensors(sizes)
+    pairs = [(torch.from_numpy(g), torch.nn.Parameter(torch.from_numpy(w))) for g, w in zip(gs, ws, strict=True)]
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
+
+    def step() -> None:
+        opt.apply_gradients(pairs)
+
+    return step, "Adamax().apply_gradients on torch CPU Parameters (zero-copy views, numba kernel)"
+
+
+def _ours_jax(sizes: list[int]) -> tuple[Step, str]:
+    jax = _import("jax")
+    import jax.numpy as jnp
+
+    from adamax_spec import Adamax, core
+
+    from . import jax_backend
+
+    ws, gs, _, _ = _tensors(sizes)
+    params = [jnp.asarray(w) for w in ws]
+    grads = [jnp.asarray(g) for g in gs]
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
+    donating = jax_backend.make_step(opt.hyper)
+    box: dict[str, Any] = {"params": params, "state": core.init(params)}
+
+    def step() -> None:
+        box["params"], box["state"] = donating(box["params"], box["state"], grads)
+        jax.block_until_ready(box["params"])
+
+    return step, f"jax {jax.__version__}: jax_backend.make_step (jit, params and moments donated)"
 
 
 def _torch(sizes: list[int], threads: int, foreach: bool) -> tuple[Step, str]:
@@ -372,13 +410,38 @@ def _gather_scatter(tables: list[Any], touched: Any, dim: int) -> tuple[Step, st
     return step, f"{touched.size} unique rows of w, m, u: np.take + fancy assignment"
 
 
-def _library_sparse(w: Any, indices: Any, values: Any) -> tuple[Step, str]:
+def _sparse_kernel(tables: list[Any], indices: Any, values: Any, threads: int) -> tuple[Step, str]:
+    from adamax_spec.sparse import coalesce_rows
+
+    w, m, u = tables
+    kw = _scalars()
+
+    def step() -> None:
+        rows, summed = coalesce_rows(indices, values)
+        nb.sparse_step_inplace(w, rows, summed, m, u, beta_1=F32(B1), threads=threads, **kw)
+
+    return step, "coalesce_rows + sparse_step_inplace (rows updated where they lie)"
+
+
+def _library_dense_table(w: Any) -> tuple[Step, str]:
+    from adamax_spec import Adamax
+
+    g = np.zeros_like(w)
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
+
+    def step() -> None:
+        opt.apply_gradients([(g, w)])
+
+    return step, "the same table stepped with a dense gradient (fast path)"
+
+
+def _library_sparse(w: Any, indices: Any, values: Any, fast: bool = True) -> tuple[Step, str]:
     try:
         from adamax_spec import Adamax, IndexedSlices
     except Exception as e:
         raise _Skip(f"adamax_spec.Adamax/IndexedSlices not importable: "
                     f"{type(e).__name__}: {e}") from e
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS, fast=fast)
     grad = IndexedSlices(values, indices, w.shape)
 
     def step() -> None:
@@ -420,6 +483,9 @@ def _run_case(cfg: Config, case: str) -> list[Record]:
         makers += [
             ("adamax_spec[numpy-fallback]", lambda: _ours(sizes, t, "numpy", True)),
             ("adamax_spec.Adamax", lambda: _library_dense(sizes)),
+            ("adamax_spec.Adamax(fast=False)", lambda: _library_dense(sizes, fast=False)),
+            ("adamax_spec[torch]", lambda: _ours_torch(sizes, t)),
+            ("adamax_spec[jax]", lambda: _ours_jax(sizes)),
             ("naive-array-api", lambda: _naive(sizes)),
             ("torch.optim.Adamax(foreach=True)", lambda: _torch(sizes, t, True)),
             ("torch.optim.Adamax(foreach=False)", lambda: _torch(sizes, t, False)),
@@ -435,10 +501,12 @@ def _run_case(cfg: Config, case: str) -> list[Record]:
         makers = [
             ("bandwidth-bound", lambda: _bound_step(total, t)),
             ("gather-scatter", lambda: _gather_scatter(tables, touched, dim)),
+            ("adamax_spec[numpy]", lambda: _sparse_kernel(tables, indices, values, t)),
             ("adamax_spec.Adamax", lambda: _library_sparse(tables[0], indices, values)),
+            ("adamax_spec.Adamax(fast=False)", lambda: _library_sparse(tables[0], indices, values, False)),
+            ("adamax_spec.Adamax(dense step)", lambda: _library_dense_table(tables[0])),
         ]
         for impl, why in [
-            ("adamax_spec[numpy]", "no sparse fast path yet (dense_step_* only)"),
             ("torch.optim.Adamax(foreach=True)", "torch Adamax rejects sparse gradients"),
             ("optax.adamax(jit)", "optax has no sparse gradients"),
         ]:

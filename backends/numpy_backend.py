@@ -58,7 +58,9 @@ __all__ = [
     "dense_step_inplace",
     "dense_step_many_inplace",
     "numba_available",
+    "prepare_sparse",
     "select_impl",
+    "sparse_step_inplace",
 ]
 
 Impl = Literal["auto", "numba", "numpy"]
@@ -227,6 +229,7 @@ def _load_numba() -> Any:
 # Globals the kernels below call; _build_kernels() binds them before the first compile.
 _span_jit: Any = None
 _many_body_jit: Any = None
+_sparse_rows_jit: Any = None
 _prange: Any = range
 _carray: Any = None
 _address_as_pointer: Any = None
@@ -330,6 +333,64 @@ def _read_words(addresses: Any, offset: int) -> Any:  # pragma: no cover - numba
     return out
 
 
+def _sparse_rows(w: Any, vals: Any, m: Any, u: Any, rows: Any, lo: int, hi: int, lr_t: Any,
+                 b1: Any, omb1: Any, b2: Any, eps: Any, eps_mode: int,
+                 tie: int) -> None:  # pragma: no cover - numba
+    # The lazy sparse step of core.update_rows(kernel_form=False) on rows[lo:hi] of the
+    # 2-d tables w, m, u (rows unique): m*b1 + g*omb1, and NumPy's maximum (NaN propagates).
+    dim = w.shape[1]
+    for k in range(lo, hi):
+        r = rows[k]
+        for j in range(dim):
+            gi = vals[k, j]
+            mi = m[r, j]
+            ui = u[r, j]
+            mn = mi * b1 + gi * omb1
+            dec = b2 * ui
+            mag = abs(gi)
+            if eps_mode == 1:
+                mag = mag + eps
+            elif eps_mode == 2:
+                dec = dec + eps
+            if dec != dec:
+                un = dec
+            elif mag != mag:
+                un = mag
+            elif dec > mag:
+                un = dec
+            elif mag > dec:
+                un = mag
+            elif tie == 0:
+                un = mag
+            elif tie == 1:
+                un = dec
+            else:
+                un = mag if dec < 0 or (dec == 0 and 1.0 / dec < 0) else dec
+            if eps_mode == 0:
+                den = un + eps
+            else:
+                den = un
+            w[r, j] = w[r, j] - lr_t * (mn / den)
+            m[r, j] = mn
+            u[r, j] = un
+
+
+def _sparse_serial(w: Any, vals: Any, m: Any, u: Any, rows: Any, lr_t: Any, b1: Any, omb1: Any,
+                   b2: Any, eps: Any, eps_mode: int, tie: int,
+                   chunk_rows: int) -> None:  # pragma: no cover - numba
+    _sparse_rows_jit(w, vals, m, u, rows, 0, rows.size, lr_t, b1, omb1, b2, eps, eps_mode, tie)
+
+
+def _sparse_parallel(w: Any, vals: Any, m: Any, u: Any, rows: Any, lr_t: Any, b1: Any, omb1: Any,
+                     b2: Any, eps: Any, eps_mode: int, tie: int,
+                     chunk_rows: int) -> None:  # pragma: no cover - numba
+    n = rows.size
+    for c in _prange((n + chunk_rows - 1) // chunk_rows):
+        s = c * chunk_rows
+        _sparse_rows_jit(w, vals, m, u, rows, s, min(s + chunk_rows, n),
+                         lr_t, b1, omb1, b2, eps, eps_mode, tie)
+
+
 def _build_kernels(numba: Any) -> None:
     """Compile-on-first-call wrappers for the kernels; sets module globals they reference.
 
@@ -376,6 +437,9 @@ def _build_kernels(numba: Any) -> None:
     _numba_state["many_serial"] = numba.njit(**opts)(_many_serial)
     _numba_state["many_parallel"] = numba.njit(parallel=True, **opts)(_many_parallel)
     _numba_state["read_words"] = numba.njit(**opts)(_read_words)
+    g["_sparse_rows_jit"] = numba.njit(inline="always", **opts)(_sparse_rows)
+    _numba_state["sparse_serial"] = numba.njit(**opts)(_sparse_serial)
+    _numba_state["sparse_parallel"] = numba.njit(parallel=True, **opts)(_sparse_parallel)
 
 
 def select_impl(
@@ -808,6 +872,146 @@ def dense_step_many_inplace(
     else:
         with _launch_lock, _Threads(numba, threads):
             _numba_state["many_parallel"](*args)
+
+
+# ---------------------------------------------------------------------------------------
+# sparse rows
+
+#: Rows per unit of parallel work of the sparse kernel (times the row length in elements).
+SPARSE_CHUNK_ELEMENTS = 16 * 1024
+
+
+def sparse_step_inplace(
+    w: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    values: np.ndarray[Any, Any],
+    m: np.ndarray[Any, Any],
+    u: np.ndarray[Any, Any],
+    *,
+    lr_t: Any,
+    beta_1: Any,
+    one_minus_b1: Any,
+    b2: Any,
+    eps: Any,
+    epsilon: str = "outside",
+    threads: int | None = None,
+    impl: Impl = "auto",
+) -> None:
+    """The lazy sparse Adamax step on rows ``rows`` of ``w``, ``m``, ``u``, in place.
+
+    ``rows`` is a 1-d integer array of *unique* row numbers in ``[0, w.shape[0])``
+    (as :func:`adamax_spec.sparse.coalesce_rows` returns them: duplicates already
+    summed into ``values``, of shape ``(len(rows), *w.shape[1:])``).  For each named
+    row ``r`` and its gradient row ``g``, with every operation rounded to ``D``::
+
+        m[r] = m[r] * b1 + g * one_minus_b1
+        u[r] = maximum(b2 * u[r], |g|)        # NaN propagates; epsilon "inside" adds to |g|
+        w[r] = w[r] - lr_t * (m[r] / (u[r] + eps))   # epsilon "outside"; else m[r] / u[r]
+
+    which is :func:`adamax_spec.core.update_rows` with ``kernel_form=False`` evaluated
+    by NumPy on the gathered rows, bit for bit.  Other rows are not read or written:
+    the cost is proportional to the rows named.  numba: one pass over the named rows
+    of the tables (no gather or scatter copies); ``numpy``: gather, in-place ufuncs on
+    the ``len(rows)``-row block, scatter back.
+
+    Raises :class:`UnsupportedArrays` (nothing modified) for arrays it cannot update.
+    """
+    run = prepare_sparse(w, rows, values, m, u, lr_t=lr_t, beta_1=beta_1,
+                         one_minus_b1=one_minus_b1, b2=b2, eps=eps, epsilon=epsilon,
+                         threads=threads, impl=impl)
+    run()
+
+
+def prepare_sparse(
+    w: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    values: np.ndarray[Any, Any],
+    m: np.ndarray[Any, Any],
+    u: np.ndarray[Any, Any],
+    *,
+    lr_t: Any,
+    beta_1: Any,
+    one_minus_b1: Any,
+    b2: Any,
+    eps: Any,
+    epsilon: str = "outside",
+    threads: int | None = None,
+    impl: Impl = "auto",
+) -> Callable[[], None]:
+    """Validate :func:`sparse_step_inplace`'s arguments; return the step, not yet run.
+
+    Lets a caller validate several updates before writing any (atomic steps).
+    """
+    eps_mode, _ = _modes(epsilon, "propagate", impl)
+    threads = _check_threads(threads)
+    w = _check_array("w", w, None, None, True)
+    dtype, shape = w.dtype, w.shape
+    if w.ndim < 1:
+        raise UnsupportedArrays("w must have at least one dimension (rows)")
+    m = _check_array("m", m, dtype, shape, True)
+    u = _check_array("u", u, dtype, shape, True)
+    k = rows.shape[0] if isinstance(rows, np.ndarray) and rows.ndim == 1 else -1
+    if k < 0 or rows.dtype.kind not in "iu":
+        raise UnsupportedArrays("rows must be a 1-d integer numpy array")
+    values = _check_array("values", values, dtype, (k, *shape[1:]), False)
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    if k and (rows[0] < 0 or rows[-1] >= shape[0] or not bool(np.all(rows[1:] > rows[:-1]))):
+        raise UnsupportedArrays("rows must be sorted, unique and within [0, w.shape[0])")
+    _check_disjoint(("w", "values", "m", "u"), (w, values, m, u))
+    s = [_scalar(name, x, dtype) for name, x in (
+        ("lr_t", lr_t), ("beta_1", beta_1), ("one_minus_b1", one_minus_b1), ("b2", b2), ("eps", eps))]
+    chosen = select_impl(dtype, impl, nan_in_max="propagate")
+
+    def run() -> None:
+        if k == 0 or w.size == 0:
+            return
+        n_rows = shape[0]
+        w2, m2, u2 = w.reshape(n_rows, -1), m.reshape(n_rows, -1), u.reshape(n_rows, -1)
+        v2 = values.reshape(k, -1)
+        if chosen == "numpy":
+            lr_s, b1_s, omb1_s, b2_s, eps_s = s
+            _numpy_sparse(w2, v2, m2, u2, rows, lr_s, b1_s, omb1_s, b2_s, eps_s, eps_mode)
+            return
+        numba = _load_numba()
+        tie = _maximum_tie_rule(dtype) or 0
+        chunk_rows = max(1, SPARSE_CHUNK_ELEMENTS // max(1, v2.shape[1]))
+        args = (w2, v2, m2, u2, rows, *s, eps_mode, tie, chunk_rows)
+        if k <= chunk_rows or threads == 1:
+            _numba_state["sparse_serial"](*args)
+            return
+        with _launch_lock, _Threads(numba, threads):
+            _numba_state["sparse_parallel"](*args)
+
+    return run
+
+
+def _numpy_sparse(w: Any, v: Any, m: Any, u: Any, rows: Any, lr_t: Any, b1: Any, omb1: Any,
+                  b2: Any, eps: Any, eps_mode: int) -> None:
+    """Gather the rows, the generic expression with in-place ufuncs, scatter back."""
+    with np.errstate(all="ignore"):
+        mb = np.take(m, rows, axis=0)
+        ub = np.take(u, rows, axis=0)
+        t1 = np.multiply(v, omb1)
+        np.multiply(mb, b1, out=mb)
+        np.add(mb, t1, out=mb)                   # m*b1 + g*(1-b1)
+        np.abs(v, out=t1)                        # mag
+        np.multiply(b2, ub, out=ub)              # dec
+        if eps_mode == 1:
+            np.add(t1, eps, out=t1)
+        elif eps_mode == 2:
+            np.add(ub, eps, out=ub)
+        np.maximum(ub, t1, out=ub)               # u_new
+        if eps_mode == 0:
+            np.add(ub, eps, out=t1)
+            np.divide(mb, t1, out=t1)
+        else:
+            np.divide(mb, ub, out=t1)
+        np.multiply(lr_t, t1, out=t1)
+        wb = np.take(w, rows, axis=0)
+        np.subtract(wb, t1, out=wb)
+        w[rows] = wb
+        m[rows] = mb
+        u[rows] = ub
 
 
 def _kernel_names() -> dict[str, Callable[..., Any]]:

@@ -1,0 +1,102 @@
+"""Which per-library fast path, if any, takes one optimizer step.
+
+:class:`adamax_spec.Adamax` asks :func:`fast_step` after validating a step and before
+touching anything.  The answer is either ``None`` (use the generic array-API path of
+:mod:`adamax_spec.core`) or ``(new_params, new_state)`` with the step already applied.
+
+The registry is keyed by the *name* of the library that owns the parameters, read
+from ``type(x).__module__`` (``numpy``, ``torch``, ``jaxlib``/``jax``, ``cupy``): nothing
+is imported to find out, and a backend module is imported only when arrays of its
+library arrive (a NumPy-only user never imports torch, JAX or CuPy).
+
+Every fast path computes what :func:`adamax_spec.core.apply_gradients` computes:
+
+* clipping, learning rate, ``t = iterations + 1`` and the step scalars come from the
+  core's own functions (:func:`~adamax_spec.clipping.clip_gradients`,
+  :func:`~adamax_spec.core.learning_rate_at`, :func:`~adamax_spec.core.step_scalars`)
+  evaluated on the parameters' library, so hyperparameter rounding is the profile's;
+* the element-wise update is the same sequence of operations, each rounded once
+  to the parameter dtype (``tests/test_fast_paths.py`` compares every bit with the
+  generic path and runs the conformance properties over each fast path);
+* everything is validated before anything is written: a fast path that cannot take
+  the step returns ``None`` with nothing changed, and the generic path runs.
+
+=========  ===========  ===========================================================
+library    in place?    fast path
+=========  ===========  ===========================================================
+numpy      yes          :mod:`.numpy_apply`: one fused numba pass over all dense
+                        tensors of a dtype, a row kernel for lazy sparse rows
+torch      yes          :mod:`.torch_backend`: CPU tensors through zero-copy NumPy
+                        views and the same kernels; CUDA (and ``requires_grad`` or
+                        bfloat16) tensors through ``torch._foreach_*`` ops
+jax        no           :mod:`.jax_backend`: the step ``jax.jit``-compiled
+cupy       yes          :mod:`.cupy_backend`: one fused ``ElementwiseKernel``
+=========  ===========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["REGISTRY", "fast_step", "library_of"]
+
+#: (library, in place) -> module with ``step(params, grads, state, hyper, *, cache)``
+REGISTRY: dict[tuple[str, bool], str] = {
+    ("numpy", True): "adamax_spec.backends.numpy_apply",
+    ("torch", True): "adamax_spec.backends.torch_backend",
+    ("jax", False): "adamax_spec.backends.jax_backend",
+    ("cupy", True): "adamax_spec.backends.cupy_backend",
+}
+
+_ALIASES = {"jaxlib": "jax"}
+
+
+def library_of(x: Any) -> str:
+    """The top-level package of ``x``'s type (``"numpy"``, ``"torch"``, ``"jax"``...)."""
+    top = type(x).__module__.partition(".")[0]
+    return _ALIASES.get(top, top)
+
+
+def fast_step(
+    params: Sequence[Any],
+    grads: Sequence[Any],
+    state: Any,
+    hyper: Any,
+    *,
+    in_place: bool,
+    cache: dict[str, Any],
+) -> tuple[list[Any], Any] | None:
+    """The step through the fast path for the parameters' library, or ``None``.
+
+    ``in_place``: the caller wants ``params`` and the state's arrays updated in place
+    (``apply_gradients``); otherwise new arrays (``apply``) and inputs left untouched.
+    ``cache``: a dict the caller keeps between steps (plans, compiled functions).
+    Arguments must already be validated (:func:`adamax_spec.validation.check_step`).
+    """
+    if not params:
+        return None
+    lib = library_of(params[0])
+    name = REGISTRY.get((lib, in_place))
+    if name is None:
+        return None
+    module = importlib.import_module(name)
+    result: tuple[list[Any], Any] | None = module.step(
+        params, grads, state, hyper, cache=cache.setdefault(f"{lib}:{in_place}", {}))
+    return result
+
+
+def accepts(params: Sequence[Any], grads: Sequence[Any], state: Any) -> bool:
+    """``True`` if a fast path proves cheaply that :func:`~adamax_spec.validation.check_step`
+    would accept these arguments (for a thousand small tensors the generic check costs
+    more than the step); ``False`` means "not proven": the caller then runs the full check.
+    """
+    if not params:
+        return False
+    lib = library_of(params[0])
+    name = REGISTRY.get((lib, True)) or REGISTRY.get((lib, False))
+    if name is None:
+        return False
+    check = getattr(importlib.import_module(name), "accepts", None)
+    return bool(check(params, grads, state)) if check is not None else False
