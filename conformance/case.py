@@ -34,7 +34,11 @@ CAPABILITIES = (
     "float16",
     "bfloat16",
     "float64",
-    "validation",       # rejects bad constructor arguments
+    "validation",       # a constructor the suite can call with bad arguments (adapter ``make(hyper)``)
+    "none_grad",        # a parameter may have no gradient (``None``) in a step
+    "clip_combination", # two clip arguments set together (Keras 2.9 allows it, Keras 3 does not)
+    "groups",           # per-parameter hyperparameters (torch parameter groups)
+    "inputs",           # the adapter observes whether the target modifies its gradient inputs
 )
 
 
@@ -82,6 +86,8 @@ class Case:
     dtype: str = "float32"
     checkpoint_at: int | None = None
     label: str = ""
+    #: Per-parameter hyperparameter overrides (parameter groups), or ``None``.
+    group_hyper: tuple[dict[str, Any], ...] | None = None
 
     @property
     def steps(self) -> int:
@@ -92,9 +98,14 @@ class Case:
         need = {"dense"}
         if any(isinstance(g, SparseGrad) for step in self.grads for g in step):
             need.add("sparse")
-        for k in ("clipvalue", "clipnorm", "global_clipnorm"):
-            if self.hyper.get(k) is not None:
-                need.add(k)
+        if any(g is None for step in self.grads for g in step):
+            need.add("none_grad")
+        clips = [k for k in ("clipvalue", "clipnorm", "global_clipnorm") if self.hyper.get(k) is not None]
+        need.update(clips)
+        if len(clips) > 1:
+            need.add("clip_combination")
+        if self.group_hyper is not None:
+            need.add("groups")
         if isinstance(self.hyper.get("learning_rate"), dict):
             need.add("schedule")
         if self.dtype in ("float16", "bfloat16", "float64"):
@@ -119,6 +130,12 @@ class Trajectory:
     m: list[list[np.ndarray] | None] = field(default_factory=list)
     u: list[list[np.ndarray] | None] = field(default_factory=list)
     dtypes: list[str] = field(default_factory=list)  # the dtype the target's weights ended in
+    #: Misbehaviour the adapter observed, e.g. "step 2: the gradient of params[0] was modified".
+    faults: list[str] = field(default_factory=list)
+    #: Device of each parameter after the run, where the adapter can tell (array-API targets).
+    devices: list[str] = field(default_factory=list)
+    #: Device each parameter was created on, to compare with ``devices``.
+    devices_in: list[str] = field(default_factory=list)
 
 
 class Target(Protocol):
@@ -130,3 +147,10 @@ class Target(Protocol):
     def run(self, case: Case) -> Trajectory:
         """Run the case from fresh state; raise :class:`Unsupported` if it cannot."""
         ...
+
+
+# Optional adapter method, used by property ``V-args`` (capability ``validation``):
+#   make(hyper: dict) -> optimizer
+# builds the target from the suite's argument names (learning_rate, beta_1, beta_2,
+# epsilon, clip*, or any other key passed through as a keyword) and lets the target's
+# own constructor raise.

@@ -2,7 +2,12 @@
 
 Exit codes: 0 conforms, 1 does not, 2 the target could not be loaded or the
 arguments are wrong (one-line reason on stderr).  The CLI imports and runs the
-target's code, as any test runner does.
+target's code, as any test runner does: only point it at code you would run.
+
+A target that raises, hangs (``--timeout`` seconds per example), returns the
+wrong shapes or modifies its inputs gets a ``FAIL`` saying so; the run goes on,
+and the reports are rewritten after every property, so an interrupted run keeps
+the results of the properties already checked.
 """
 
 from __future__ import annotations
@@ -83,9 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--identify", action="store_true", help="tell which known variant TARGET is")
     ap.add_argument("--matrix", action="store_true", help="every installed implementation x profile")
     ap.add_argument("--report-dir", default="reports")
-    args = ap.parse_args(argv)
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("ADAMAX_TIMEOUT", 120)),
+                    metavar="SECONDS", help="per-example time limit; 0 = none (default 120)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:  # argparse printed its one-line reason; exit 2 for errors, 0 for --help
+        return int(e.code or 0)
     if args.examples < 1:
         return _usage("--examples must be >= 1")
+    if args.timeout < 0 or args.timeout != args.timeout:
+        return _usage("--timeout must be >= 0")
+    from .case import CAPABILITIES
+    from .runner import PROPERTIES
+
+    unknown_caps = sorted(set(args.require) - set(CAPABILITIES))
+    if unknown_caps:
+        return _usage(f"unknown --require capability {unknown_caps}; known: {', '.join(CAPABILITIES)}")
+    unknown_props = sorted(set(args.only) - {p.id for p in PROPERTIES})
+    if unknown_props:
+        return _usage(f"unknown --only property {unknown_props}; known: {', '.join(p.id for p in PROPERTIES)}")
     if args.matrix:
         from .matrix import run_matrix
 
@@ -94,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return _usage("TARGET is required (or --matrix)")
     try:
         target = load_target(args.target, args.backend, args.profile)
-    except (LoadError, ValueError, ImportError) as e:
-        return _usage(str(e))
+    except (LoadError, ValueError, ImportError, TypeError) as e:
+        return _usage(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if args.identify:
         from .identify import identify
 
@@ -114,14 +135,33 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     print(f"adamax-conformance: {target.name} against profile {args.profile!r}, "
-          f"{args.examples} examples per property, seed {args.seed}")
-    results = run_all(target, args.profile, examples=args.examples, seed=args.seed,
-                      only=args.only or None, require=frozenset(args.require), xfails=xfails,
-                      progress=lambda r: print(f"  {r.status.upper():14} {r.property:14} {r.title}"
-                                               + (f"\n      {r.detail}" if r.status != "pass" and r.detail else "")))
-    meta = {"target": target.name, "profile": args.profile, "examples": args.examples,
-            "seed": args.seed, "seconds": round(time.perf_counter() - t0, 2), "versions": versions()}
-    write_reports(args.report, results, meta)
+          f"{args.examples} examples per property, seed {args.seed}", flush=True)
+    rerun = (f"adamax-conformance {args.target} --profile {args.profile} --seed {args.seed} "
+             f"--examples {args.examples}" + (f" --backend {args.backend}" if args.target.startswith("adamax_spec")
+                                              else ""))
+    results: list[Any] = []
+
+    def meta(complete: bool) -> dict[str, Any]:
+        return {"target": target.name, "spec": args.target, "profile": args.profile,
+                "examples": args.examples, "seed": args.seed, "timeout": args.timeout,
+                "seconds": round(time.perf_counter() - t0, 2), "complete": complete,
+                "versions": versions()}
+
+    def progress(r: Any) -> None:
+        results.append(r)
+        detail = ("\n      " + r.detail.replace("\n", "\n      ")) if r.status != "pass" and r.detail else ""
+        print(f"  {r.status.upper():14} {r.property:14} {r.title}{detail}", flush=True)
+        write_reports(args.report, results, meta(False))  # nothing checked is lost if the run dies
+
+    try:
+        run_all(target, args.profile, examples=args.examples, seed=args.seed, only=args.only or None,
+                require=frozenset(args.require), xfails=xfails, timeout=args.timeout or None,
+                rerun=rerun, progress=progress)
+    except KeyboardInterrupt:
+        write_reports(args.report, results, meta(False))
+        print(f"\n{target.name}: interrupted after {len(results)} properties; reports keep them", flush=True)
+        return EXIT_FAIL
+    write_reports(args.report, results, meta(True))
     failed = [r for r in results if r.status in ("fail", "error")]
     for r in failed:
         if r.reproducer:
@@ -129,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "DOES NOT CONFORM" if failed else "CONFORMS"
     print(f"\n{target.name}: {verdict} to profile {args.profile} "
           f"({sum(r.status == 'pass' for r in results)} pass, {len(failed)} fail, "
-          f"{sum(r.status == 'not supported' for r in results)} not supported) in {meta['seconds']} s")
+          f"{sum(r.status == 'not supported' for r in results)} not supported) "
+          f"in {round(time.perf_counter() - t0, 2)} s")
     return EXIT_FAIL if failed else EXIT_OK
 
 

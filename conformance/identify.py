@@ -40,6 +40,10 @@ def identify(target: Target) -> tuple[str, list[str]]:
         except Unsupported as e:
             lines.append(f"{case.label}: not supported ({e})")
             continue
+        except Exception as e:  # a target that crashes on a valid probe fits no variant
+            lines.append(f"{case.label}: the target raised {type(e).__name__}: {str(e)[:200]}")
+            fits = set()
+            continue
         ok = set()
         for name in VARIANTS:
             v = judge(case, traj, name)

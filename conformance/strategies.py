@@ -2,8 +2,12 @@
 
 Values are drawn to stress the places where variants and bugs differ:
 gradients near epsilon (epsilon placement), zeros and signed zeros, sign
-flips, huge and tiny magnitudes, ``b1`` in {0, 0.5, 0.9, 0.999} (bias
-correction conditioning), odd shapes (0-d, empty, 1, 7).
+flips, exact ties ``|g| == b2*u`` (which side of the max wins), huge and tiny
+magnitudes (near the dtype's overflow and underflow), ``b1`` in
+{0, 0.5, 0.9, 0.999} (bias correction conditioning), odd shapes (0-d, empty,
+1, 7), float16 with an epsilon that rounds to zero or a subnormal, missing
+(``None``) gradients, non-finite gradients, and step counts past 2048 (where a
+float16 step counter stops counting: 2049 is not a float16 number).
 """
 
 from __future__ import annotations
@@ -19,11 +23,23 @@ from .case import Case, SparseGrad
 __all__ = [
     "checkpoint_cases",
     "clip_cases",
+    "counter_cases",
     "dense_cases",
+    "group_cases",
     "hyperparameters",
+    "input_cases",
+    "invariant_cases",
+    "none_grad_cases",
+    "nonfinite_cases",
     "schedule_cases",
     "sparse_cases",
 ]
+
+#: Largest finite value per dtype (bfloat16 shares float32's exponent range).
+_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+        "float64": 1.7976931348623157e308}
+#: Smallest normal value per dtype.
+_TINY = {"float16": 2.0 ** -14, "bfloat16": 2.0 ** -126, "float32": 2.0 ** -126, "float64": 2.0 ** -1022}
 
 SHAPES = [(), (0,), (1,), (7,), (3, 5), (64,)]
 BETA_1 = [0.0, 0.5, 0.9, 0.999]
@@ -41,9 +57,30 @@ def hyperparameters(profile_defaults: dict[str, float] | None = None) -> st.Sear
 
 
 @st.composite
-def _grad(draw: Any, shape: tuple[int, ...], eps: float, dtype: str, rng: np.random.Generator) -> np.ndarray:
-    kind = draw(st.sampled_from(["normal", "near_eps", "zeros", "mixed", "huge_tiny", "flip"]))
+def _grad(draw: Any, shape: tuple[int, ...], eps: float, dtype: str, rng: np.random.Generator,
+          u_prev: np.ndarray | None = None, b2: float = 0.999, huge: bool = True) -> np.ndarray:
+    kinds = ["normal", "near_eps", "zeros", "mixed", "huge_tiny", "flip"]
+    if u_prev is not None:
+        kinds.append("tie")
+    if huge:
+        kinds.append("extreme")
+    kind = draw(st.sampled_from(kinds))
     n = int(np.prod(shape)) if shape else 1
+    if kind == "tie":
+        # |g| == b2*u exactly (u as a float64 simulation of the keras rule; b2*u rounded to
+        # the dtype first, so the tie is exact for a target computing b2*u in the dtype).
+        t = round_to(round_to(b2, dtype) * np.asarray(u_prev, dtype=np.float64).reshape(-1), dtype)
+        g = t * rng.choice([-1.0, 1.0], n)
+        return round_to(g, dtype).reshape(shape)
+    if kind == "extreme":
+        # Magnitudes within a factor 2**-12 of the dtype's overflow threshold, and tiny ones just
+        # above its smallest normal number (subnormal inputs are flushed to zero by some
+        # frameworks' conversions, e.g. TensorFlow's, so none are fed); no product g*g is
+        # formed by an unclipped Adamax step.
+        big = _MAX[dtype] * 2.0 ** -12
+        tiny = _TINY[dtype]
+        g = np.where(rng.random(n) < 0.5, big * rng.uniform(0.5, 1.0, n), tiny * rng.uniform(1.0, 16.0, n))
+        return round_to(g * rng.choice([-1.0, 1.0], n), dtype).reshape(shape)
     if kind == "normal":
         g = rng.standard_normal(n)
     elif kind == "near_eps":
@@ -67,17 +104,28 @@ def _rng(draw: Any) -> np.random.Generator:
 
 @st.composite
 def dense_cases(draw: Any, dtypes: tuple[str, ...] = ("float32",), max_steps: int = 12,
-                profile_defaults: dict[str, float] | None = None) -> Case:
+                profile_defaults: dict[str, float] | None = None, huge: bool = True,
+                min_steps: int = 1) -> Case:
     rng = _rng(draw)
     dtype = draw(st.sampled_from(dtypes))
     hyper = draw(hyperparameters(profile_defaults))
     if dtype == "float16":
+        # 1e-3, 1e-4: normal in float16; the drawn one may be 1e-7 (a float16 subnormal) or 1e-8
+        # (rounds to zero in float16: epsilon underflows).
         hyper["epsilon"] = draw(st.sampled_from([1e-3, 1e-4, hyper["epsilon"]]))
     shapes = draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3))
-    steps = draw(st.integers(1, max_steps))
+    steps = draw(st.integers(min_steps, max_steps))
     params = [round_to(rng.standard_normal(s) * draw(st.sampled_from([0.0, 1e-3, 1.0, 100.0])),
                        dtype).reshape(s) for s in shapes]
-    grads = [[draw(_grad(s, hyper["epsilon"], dtype, rng)) for s in shapes] for _ in range(steps)]
+    u = [np.zeros(int(np.prod(s)) if s else 1) for s in shapes]
+    grads = []
+    for _ in range(steps):
+        step = []
+        for i, s in enumerate(shapes):
+            g = draw(_grad(s, hyper["epsilon"], dtype, rng, u_prev=u[i], b2=hyper["beta_2"], huge=huge))
+            u[i] = np.maximum(hyper["beta_2"] * u[i], np.abs(g.reshape(-1)))
+            step.append(g)
+        grads.append(step)
     return Case(params, grads, hyper, dtype, label="dense")
 
 
@@ -100,7 +148,8 @@ def sparse_cases(draw: Any, max_steps: int = 6) -> Case:
 
 @st.composite
 def clip_cases(draw: Any) -> Case:
-    case = draw(dense_cases(max_steps=6))
+    # No near-overflow gradients: a norm's g*g would overflow (Keras 2.9 then clips to 0).
+    case = draw(dense_cases(max_steps=6, huge=False))
     which = draw(st.lists(st.sampled_from(["clipvalue", "clipnorm", "global_clipnorm"]),
                           min_size=1, max_size=2, unique=True))
     if "clipnorm" in which and "global_clipnorm" in which:
@@ -143,3 +192,104 @@ def checkpoint_cases(draw: Any) -> Case:
     case = draw(dense_cases(max_steps=8))
     at = draw(st.integers(0, case.steps))
     return Case(case.params, case.grads, case.hyper, case.dtype, checkpoint_at=at, label="checkpoint")
+
+
+@st.composite
+def none_grad_cases(draw: Any) -> Case:
+    """Dense cases (two or more parameters) in which some parameters have no gradient in some steps.
+
+    Every step keeps at least one gradient (a step with none is refused by Keras)."""
+    case = draw(dense_cases(max_steps=8, huge=False))
+    params, grads = list(case.params), [list(s) for s in case.grads]
+    if len(params) == 1:
+        params.append(round_to(np.linspace(-1, 1, 5), case.dtype))
+        for s in grads:
+            s.append(np.zeros(5))
+    for s in grads:
+        drop = draw(st.lists(st.booleans(), min_size=len(s), max_size=len(s)))
+        if all(drop):
+            drop[draw(st.integers(0, len(s) - 1))] = False
+        if not any(drop) and draw(st.booleans()):
+            drop[draw(st.integers(0, len(s) - 1))] = len(s) > 1
+        for i, d in enumerate(drop):
+            if d:
+                s[i] = None
+    return Case(params, grads, case.hyper, case.dtype, label="none_grad")
+
+
+@st.composite
+def nonfinite_cases(draw: Any) -> tuple[Case, list[tuple[int, int, int, float]]]:
+    """A float32 dense case with NaN or +-inf put into a few gradient elements.
+
+    Returns ``(case, where)``, ``where`` a list of ``(step index, param, flat index, value)``."""
+    case = draw(dense_cases(max_steps=5, huge=False, min_steps=2))
+    params = list(case.params)
+    grads = [[np.array(g, dtype=np.float64, copy=True) for g in s] for s in case.grads]
+    if all(p.size == 0 for p in params):  # only empty parameters: add one with elements
+        params.append(round_to(np.array([0.5, -1.0]), case.dtype))
+        for s in grads:
+            s.append(round_to(np.array([0.25, 1e-3]), case.dtype))
+    sizes = [int(p.size) for p in params]
+    candidates = [i for i, n in enumerate(sizes) if n > 0]
+    hits: dict[tuple[int, int, int], float] = {}
+    for _ in range(draw(st.integers(1, 3))):
+        k = draw(st.integers(0, len(grads) - 1))
+        i = draw(st.sampled_from(candidates))
+        j = draw(st.integers(0, sizes[i] - 1))
+        val = draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+        flat = grads[k][i].reshape(-1)
+        flat[j] = val
+        grads[k][i] = flat.reshape(np.shape(params[i]))
+        hits[(k, i, j)] = val  # a later draw at the same place overwrites the value
+    where = [(k, i, j, v) for (k, i, j), v in sorted(hits.items())]
+    return Case(params, grads, case.hyper, case.dtype, label="nonfinite"), where
+
+
+@st.composite
+def group_cases(draw: Any) -> Case:
+    """Two or three parameters, each in its own group with its own lr, betas and epsilon."""
+    case = draw(dense_cases(max_steps=6, huge=False))
+    n = len(case.params)
+    params, grads = list(case.params), [list(s) for s in case.grads]
+    if n == 1:
+        params.append(round_to(np.linspace(-1, 1, 4), case.dtype))
+        for s in grads:
+            s.append(round_to(np.linspace(0.5, -0.25, 4), case.dtype))
+        n = 2
+    groups = tuple(draw(hyperparameters()) for _ in range(n))
+    return Case(params, grads, case.hyper, case.dtype, label="groups", group_hyper=groups)
+
+
+@st.composite
+def input_cases(draw: Any) -> Case:
+    """Dense cases, sometimes with missing gradients, to check the inputs a caller keeps."""
+    if draw(st.booleans()):
+        return draw(none_grad_cases())
+    return draw(dense_cases(max_steps=4))
+
+
+@st.composite
+def counter_cases(draw: Any) -> Case:
+    """Runs past step 2048 with a large ``b1`` (the bias correction still depends on t there).
+
+    A float16 step counter saturates at 2048 (2049 rounds to 2048), an int8/int16 one wraps
+    earlier; with ``b1 = 0.999`` a counter stuck at 2048 for 50 steps shifts the bias
+    correction by ``50 * ln(1/b1) * b1**t / (1 - b1**t)``, about 1e-2 relative: far above the
+    bound in float32 and float16.
+    """
+    rng = _rng(draw)
+    dtype = draw(st.sampled_from(["float32", "float16"]))
+    steps = draw(st.integers(2049, 2100))
+    b1 = draw(st.sampled_from([0.999, 0.9995]))
+    hyper = {"learning_rate": 0.01, "beta_1": b1, "beta_2": 0.9999, "epsilon": 1e-3}
+    n = draw(st.integers(1, 3))
+    params = [round_to(rng.standard_normal(n), dtype)]
+    gs = round_to(rng.standard_normal((steps, n)), dtype)
+    return Case(params, [[g] for g in gs], hyper, dtype, label="counter")
+
+
+@st.composite
+def invariant_cases(draw: Any) -> Case:
+    """Long float32/float16 runs (up to 400 steps) for state invariants checked without the reference."""
+    case = draw(dense_cases(dtypes=("float32", "float16"), max_steps=400, huge=False))
+    return Case(case.params, case.grads, case.hyper, case.dtype, label="invariant")

@@ -186,13 +186,16 @@ def test_hand_checked_two_steps(peer: tuple[str, object]) -> None:
 
 
 EXPECTED = {
-    "torch": {"dense", "state", "checkpoint", "float16", "bfloat16", "float64", "validation"},
+    "torch": {"dense", "state", "checkpoint", "float16", "bfloat16", "float64", "validation",
+              "none_grad", "groups", "inputs"},
     "optax": {"dense", "state", "checkpoint", "float16", "bfloat16", "float64"},
     "keras3": {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-               "callable_lr", "state", "checkpoint", "float16", "bfloat16", "float64"},
+               "callable_lr", "state", "checkpoint", "float16", "bfloat16", "float64", "none_grad",
+               "validation"},
     # no "bfloat16": TensorFlow has no dense ResourceApplyAdaMax kernel for it
     "tf_keras": {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                 "callable_lr", "state", "checkpoint", "validation", "float16", "float64"},
+                 "callable_lr", "state", "checkpoint", "validation", "float16", "float64", "none_grad",
+                 "clip_combination"},
 }
 
 
@@ -303,7 +306,7 @@ def test_optax_refuses_missing_gradient() -> None:
 def test_keras3_refuses_clip_combination() -> None:
     with pytest.raises(Unsupported) as info:
         _adapter("keras3").run(_case(hyper={"clipvalue": 1.0, "clipnorm": 1.0}))
-    assert info.value.capability == "clip combination"
+    assert info.value.capability == "clip_combination"
 
 
 def test_tf_keras_legacy_dense_bfloat16_is_unsupported() -> None:

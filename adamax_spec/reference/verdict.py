@@ -29,9 +29,20 @@ from typing import Any
 
 import numpy as np
 
-from . import exact
+from . import eft, exact
 from .formats import Format, fmt, round_to, ulp
-from .model import SAFETY, VARIANTS, Hyper, Moments, Variant, moments, step_size, weights
+from .model import (
+    SAFETY,
+    VARIANTS,
+    Hyper,
+    Moments,
+    Variant,
+    moment_bounds,
+    moments,
+    step_size,
+    weight_bound,
+    weights,
+)
 from .schedules import schedule_value
 
 __all__ = ["Comparison", "Verdict", "interpretations", "judge"]
@@ -107,6 +118,10 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     if b1_bias != keras3["beta_1"]:
         keras3["_b1_bias"] = b1_bias
     cands["float32 learning rate and bias-correction beta_1, rest in dtype"] = keras3
+    # torch.optim.Adamax: beta_2 and epsilon become tensor-dtype scalars, the lerp weight is
+    # (1 - beta_1) rounded once, and lr / (1 - beta_1**t) is formed from Python doubles.
+    cands["beta_2 and epsilon in dtype, rest as passed"] = {
+        **base, "beta_2": float(round_to(base["beta_2"], dtype)), "epsilon": float(round_to(base["epsilon"], dtype))}
     seen: dict[str, dict[str, Any]] = {}
     for name, c in cands.items():
         if c not in seen.values():
@@ -131,14 +146,15 @@ def _clip(grads: list[Any], hyper: dict[str, Any], f: Format, dtype: str) -> tup
     e = f.unit
     if cv is not None:
         c = exact.num(float(round_to(cv, dtype)))
-        vals = [None if v is None else np.minimum(np.maximum(v, -c), c) for v in vals]
+        # np.asarray: ufuncs on 0-d object arrays return bare scalars
+        vals = [None if v is None else np.asarray(np.minimum(np.maximum(v, -c), c), dtype=object) for v in vals]
     if cn is not None:
         c = exact.num(float(round_to(cn, dtype)))
         for i, v in enumerate(vals):
             if v is None or v.size == 0:
                 continue
             norm = _sqrt(np.sum(v * v))
-            vals[i] = v * c / max(norm, c)
+            vals[i] = np.asarray(v * c / max(norm, c), dtype=object)
             errs[i] = (errs[i] + (v.size / 2 + 4) * e * exact.to_float(np.abs(vals[i]))) + f.tiny
     if gn is not None:
         present = [v for v in vals if v is not None and v.size]
@@ -150,7 +166,7 @@ def _clip(grads: list[Any], hyper: dict[str, Any], f: Format, dtype: str) -> tup
             scale = c / max(norm, c)
             for i, v in enumerate(vals):
                 if v is not None:
-                    vals[i] = v * scale
+                    vals[i] = np.asarray(v * scale, dtype=object)
                     errs[i] = errs[i] + (n / 2 + 5) * e * exact.to_float(np.abs(vals[i])) + f.tiny
     return vals, errs
 
@@ -232,15 +248,155 @@ def judge(case: Any, traj: Any, variant: str | Variant, *, max_failures: int = 5
     with np.errstate(all="ignore"), exact.working_precision():
         grads = _gradients(case, v, f)
         obs = _Observed(case, traj)
-        best: Verdict | None = None
-        for name, interp in _effective(case).items():
+        cands = _effective(case)
+        full: dict[str, Verdict] = {}
+        lower: dict[str, float] = {}  # interpretations an exact probe proved failing: max_ratio >= this
+        screens: dict[str, list[np.ndarray] | None] = {}
+
+        big = sum(int(np.size(p)) for p in case.params) * case.steps >= SCREEN_MIN
+
+        def screen(n: str) -> list[np.ndarray] | None:
+            if n not in screens:
+                screens[n] = _screen(case, obs, grads, v, cands[n]) if big and _probeable(grads) else None
+            return screens[n]
+
+        def expect_fail(n: str) -> bool:
+            sc = screen(n)
+            return sc is not None and any(x.size and x.max() > 1.0 for x in sc)
+
+        names = list(cands)
+        for j, (name, interp) in enumerate(cands.items()):
+            # probe only where the screen expects this one to fail and a later one to pass (where it
+            # expects all to fail, every one is judged in full anyway, to find the least bad)
+            if len(cands) > 1 and expect_fail(name) and any(not expect_fail(n) for n in names[j + 1:]):
+                probe = _probe(case, obs, grads, v, f, name, interp, screen(name))
+                if probe is not None and not probe.ok:
+                    lower[name] = probe.max_ratio
+                    continue
             verdict = _judge_one(case, obs, grads, v, f, name, interp, max_failures, per_step)
-            if verdict.ok:
+            if verdict.ok:  # every earlier interpretation fails (exactly): the same one as judging all
                 return verdict
-            if best is None or verdict.max_ratio < best.max_ratio:
-                best = verdict
+            full[name] = verdict
+        # All fail: the verdict is the first interpretation with the smallest max_ratio.  One proved
+        # failing by a probe can only matter if its lower bound does not exceed the best judged so far.
+        while True:
+            cur = min((x.max_ratio for x in full.values()), default=math.inf)
+            pending = [n for n in lower if n not in full and lower[n] <= cur]
+            if not pending:
+                break
+            n = min(pending, key=lambda n: lower[n])
+            full[n] = _judge_one(case, obs, grads, v, f, n, cands[n], max_failures, per_step)
+        best: Verdict | None = None
+        for name in cands:
+            if name in full and (best is None or full[name].max_ratio < best.max_ratio):
+                best = full[name]
     assert best is not None
     return best
+
+
+#: elements a probe judges exactly (those the float64 screen ranks worst)
+PROBE_ELEMENTS = 4
+#: below this many compared elements (all steps), the float64 screens cost more than they save
+SCREEN_MIN = 256
+
+
+def _probeable(grads: list[list[_Grad | None]]) -> bool:
+    return not any(g is None or g.idx is not None for row in grads for g in row)
+
+
+def _probe(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Variant, f: Format, name: str,
+           interp: dict, score: list[np.ndarray] | None) -> Verdict | None:
+    """The exact verdict of ``interp`` on the few elements (and the steps up to the last one) that a
+    float64 screen ranks worst, or ``None`` where the case does not allow it (sparse or missing
+    gradients, NaN/inf inputs).
+
+    Sound: with teacher forcing and clipping done beforehand, the comparisons of one element at
+    step ``k`` depend only on that element's inputs at steps ``1..k`` and on per-step scalars, so
+    the probe's comparisons are exactly those of the full judgement: a failing probe proves the
+    interpretation fails, with ``max_ratio`` at least the probe's.  The screen only picks the
+    elements; it proves nothing (a passing probe is followed by the full judgement).
+    """
+    if score is None:
+        return None
+    flat_scores = np.concatenate([sc.max(axis=0) for sc in score])
+    if not flat_scores.size or flat_scores.max() <= 1.0:  # the screen expects a pass: judge in full
+        return None
+    # the elements the screen expects to fail earliest (a shorter probe), the worst first among equals
+    first = np.concatenate([np.where((sc > 1.0).any(axis=0), np.argmax(sc > 1.0, axis=0), sc.shape[0])
+                            for sc in score])
+    order = np.lexsort((-flat_scores, first))[:PROBE_ELEMENTS]
+    order = order[first[order] < len(grads)]
+    sizes = np.cumsum([0] + [sc.shape[1] for sc in score])
+    picks = [order[(order >= sizes[i]) & (order < sizes[i + 1])] - sizes[i] for i in range(len(score))]
+    last = int(first[order].max()) + 1
+    sub_case = _SubCase([obs.start[i][picks[i]] for i in range(len(picks))], last, case.hyper, case.dtype)
+    sub_obs = _Observed.__new__(_Observed)
+    sub_obs.start = list(sub_case.params)
+    sub_obs.w = [[x[picks[i]] for i, x in enumerate(ps)] for ps in obs.w[:last]]
+    sub_obs.m = [None if ms is None else [x[picks[i]] for i, x in enumerate(ms)] for ms in obs.m[:last]]
+    sub_obs.u = [None if us is None else [x[picks[i]] for i, x in enumerate(us)] for us in obs.u[:last]]
+    sub_grads: list[list[_Grad | None]] = [
+        [_Grad(None, g.g[picks[i]], g.g_f[picks[i]],
+               g.g_err[picks[i]] if isinstance(g.g_err, np.ndarray) and g.g_err.ndim else g.g_err)
+         for i, g in enumerate(row) if g is not None] for row in grads[:last]]
+    return _judge_one(sub_case, sub_obs, sub_grads, v, fmt(case.dtype), name, interp, 1)
+
+
+@dataclass
+class _SubCase:
+    params: list[np.ndarray]
+    steps: int
+    hyper: dict[str, Any]
+    dtype: str
+
+
+def _screen(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Variant,
+            interp: dict) -> list[np.ndarray] | None:
+    """Float64 estimates of each comparison's error / bound, as (steps, elements) arrays per parameter
+    (the larger of the ``w``, ``m``, ``u`` comparisons).  Only ranks elements for :func:`_probe`:
+    rounding makes it meaningless for float64 targets, which costs speed, never correctness."""
+    lr_spec = case.hyper["learning_rate"]
+    b1, b2, eps = interp["beta_1"], interp["beta_2"], interp["epsilon"]
+    f = fmt(case.dtype)
+    e, tiny = f.unit, f.tiny
+    steps = len(grads)
+    ts = np.arange(1, steps + 1, dtype=np.float64)
+    t_used = round_to(ts, case.dtype) if interp.get("_round_t") else ts
+    lr = (np.array([schedule_value(lr_spec, k)[0] for k in range(steps)]) if isinstance(lr_spec, dict)
+          else np.full(steps, interp["learning_rate"]))
+    lr_t = (lr / (1.0 - interp.get("_b1_bias", b1) ** t_used) if v.bias_correction else lr)[:, None]
+    out = []
+    for i in range(len(case.params)):
+        g = np.array([row[i].g_f for row in grads])  # type: ignore[union-attr]
+        w_act = np.array([ps[i] for ps in obs.w[:steps]])
+        w_old = np.concatenate([obs.start[i][None], w_act[:-1]])
+        seen = {q: [obs.state(q, k) for k in range(steps)] for q in ("m", "u")}
+        mag = np.abs(g) + (eps if v.epsilon == "inside" else 0.0)
+        add = eps if v.epsilon == "inside_decay" else 0.0
+        m_old, u_old = np.zeros_like(g), np.zeros_like(g)
+        m_new, u_new = np.empty_like(g), np.empty_like(g)
+        m, u = m_old[0], u_old[0]
+        for k in range(steps):  # the state each step starts from (the target's, where it shows it)
+            m_old[k], u_old[k] = m, u
+            m_new[k] = b1 * m + (1.0 - b1) * g[k]
+            u_new[k] = np.maximum(b2 * u + add, mag[k])
+            sm, su = seen["m"][k], seen["u"][k]
+            m = m_new[k] if sm is None else sm[i]
+            u = u_new[k] if su is None else su[i]
+        d = u_new + eps if v.epsilon == "outside" else u_new
+        delta = lr_t * m_new / d
+        em = e * (2 * b1 * np.abs(m_old) + 2 * (1 - b1) * np.abs(g) + 3 * np.abs(g - m_old) + np.abs(m_new)) + tiny
+        bw = e * (np.abs(w_act) + 4 * np.abs(delta)) + np.abs(lr_t / d) * em + tiny
+        r = np.abs(w_act - (w_old - delta)) / bw
+        for q, ref, bnd in (("m", m_new, em), ("u", u_new, e * u_new + tiny)):
+            have = [k for k in range(steps) if seen[q][k] is not None]
+            if have:
+                act = np.array([seen[q][k][i] for k in have])  # type: ignore[index]
+                r[have] = np.maximum(r[have], np.abs(act - ref[have]) / bnd[have])
+        if not np.all(np.isfinite(r)):
+            return None
+        out.append(r)
+    return out
 
 
 def _effective(case: Any) -> dict[str, dict[str, Any]]:
@@ -327,14 +483,16 @@ def _ratio(diff: np.ndarray, bound: np.ndarray, actual: np.ndarray, expected_is_
 
 
 def _judge_one(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Variant, f: Format,
-               name: str, interp: dict, max_failures: int, per_step: bool = False) -> Verdict:
+               name: str, interp: dict, max_failures: int, per_step: bool = False,
+               screen: bool = True) -> Verdict:
     dtype = case.dtype
     h = Hyper.of(interp["beta_1"], interp["beta_2"], interp["epsilon"])
     n = len(case.params)
     shapes = [np.shape(p) for p in case.params]
     # the state each parameter's next step starts from: exact values, float64 copies, error bounds
     zeros = [np.zeros(int(np.prod(s))) for s in shapes]
-    st = {q: [[exact.floats(z), z, np.zeros_like(z)] for z in zeros] for q in ("m", "u")}
+    # (the error is the scalar 0.0 while the state is exact: zero at the start, or observed)
+    st: dict[str, list[list[Any]]] = {q: [[exact.floats(z), z, 0.0] for z in zeros] for q in ("m", "u")}
     prev = list(obs.start)
     found = _Found()
     segments: list[_Segment] = []
@@ -378,52 +536,91 @@ def _judge_one(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Va
                 s = st[q][i]
                 obs_q = seen[q]
                 if obs_q is not None:
-                    s[0], s[1], s[2] = exact.floats(obs_q[i]), obs_q[i], np.zeros_like(s[1])
+                    s[0], s[1], s[2] = exact.floats(obs_q[i]), obs_q[i], 0.0
                 else:
                     assert seg.mo is not None
                     new = seg.mo.m if q == "m" else seg.mo.u
                     bnd = seg.mo.m_bound if q == "m" else seg.mo.u_bound
-                    s[0], s[1], s[2] = s[0].copy(), s[1].copy(), s[2].copy()
+                    err = s[2].copy() if isinstance(s[2], np.ndarray) else np.zeros(s[1].shape)
+                    s[0], s[1], s[2] = s[0].copy(), s[1].copy(), err
                     s[0][sel] = new
                     s[1][sel] = seg.mo.m_float if q == "m" else exact.to_float(new)
                     s[2][sel] = SAFETY * bnd
             segments.append(seg)
         prev = list(w_now)
     if segments:
-        _evaluate(found, segments, v, h, f, dtype, shapes)
+        _evaluate(found, segments, v, h, f, dtype, shapes, screen=screen and not per_step)
     return _verdict(found, v, name, max_failures, shapes, dtype, per_step, case.steps)
 
 
-def _at(err: np.ndarray, sel: Any) -> Any:
+def _at(err: Any, sel: Any) -> Any:
+    """``err[sel]``, or the scalar 0.0 where the state is known exactly (observed, or zero)."""
+    if not isinstance(err, np.ndarray):
+        return 0.0
     out = err[sel]
-    return 0.0 if not np.any(out) else out
+    return 0.0 if not out.any() else out
 
 
 def _cat(parts: list[Any], sizes: list[int]) -> np.ndarray:
     """Concatenate per-segment arrays (scalars are repeated to the segment's size)."""
-    if all(np.ndim(p) == 0 for p in parts):
+    arrays = [isinstance(p, np.ndarray) and p.ndim > 0 for p in parts]
+    if not any(arrays):
         one = np.empty(len(parts), dtype=np.asarray(parts[0]).dtype)
         one[:] = parts
         return np.repeat(one, sizes)
-    return np.concatenate([np.full(s, p, dtype=np.asarray(p).dtype) if np.ndim(p) == 0 else p
-                           for p, s in zip(parts, sizes, strict=True)])
+    return np.concatenate([p if a else np.full(s, p, dtype=np.asarray(p).dtype)
+                           for p, s, a in zip(parts, sizes, arrays, strict=True)])
 
 
 def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Format, dtype: str,
-              shapes: list[tuple[int, ...]]) -> None:
-    """The exact update and the bound for every gathered element at once, and the comparisons."""
+              shapes: list[tuple[int, ...]], screen: bool = False) -> None:
+    """The exact update and the bound for every gathered element at once, and the comparisons.
+
+    ``screen``: the inputs are float64 values (no clipping, no summed duplicates) and no per-step
+    series is wanted; where every segment's state is observed, :func:`_certify` settles the
+    comparisons a float64 evaluation provably decides, and only the rest is evaluated at 256 bits."""
     sizes = [s.flat.size for s in segs]
     cat = lambda get: _cat([get(s) for s in segs], sizes)  # noqa: E731
     todo = [j for j, s in enumerate(segs) if s.mo is None]
+    lr_t = cat(lambda s: s.lr[0])
+    flr_t = cat(lambda s: np.float64(s.lr[1]))
+    rel = cat(lambda s: np.float64(s.lr[2]))
+    w_old, w_act = cat(lambda s: s.w_old), cat(lambda s: s.w_act)
+    step = cat(lambda s: np.int64(s.step))
+    param = cat(lambda s: np.int64(s.param))
+    flat = cat(lambda s: s.flat)
+    acts: dict[str, tuple[Any, np.ndarray]] = {}
+    for q in ("m", "u"):
+        have = [j for j, sg in enumerate(segs) if (sg.m_act if q == "m" else sg.u_act) is not None]
+        if not have:
+            continue
+        if len(have) == len(segs):
+            acts[q] = (slice(None), cat(lambda sg, q=q: sg.m_act if q == "m" else sg.u_act))
+        else:
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            acts[q] = (np.concatenate([np.arange(starts[j], starts[j + 1]) for j in have]),
+                       np.concatenate([segs[j].m_act if q == "m" else segs[j].u_act for j in have]))
     if todo:
         part = [segs[j] for j in todo]
         psz = [sizes[j] for j in todo]
         pc = lambda get: _cat([get(s) for s in part], psz)  # noqa: E731
-        mo = moments(v, h, f, pc(lambda s: s.gr.g), pc(lambda s: s.gr.g_f), pc(lambda s: s.m),
-                     pc(lambda s: s.m_f), pc(lambda s: s.u), pc(lambda s: s.u_f),
-                     g_err=pc(lambda s: np.float64(s.gr.g_err) if np.ndim(s.gr.g_err) == 0 else s.gr.g_err),
-                     m_err=pc(lambda s: np.float64(s.m_err) if np.ndim(s.m_err) == 0 else s.m_err),
-                     u_err=pc(lambda s: np.float64(s.u_err) if np.ndim(s.u_err) == 0 else s.u_err))
+        ins = dict(g=pc(lambda s: s.gr.g), g_f=pc(lambda s: s.gr.g_f), m=pc(lambda s: s.m),
+                   m_f=pc(lambda s: s.m_f), u=pc(lambda s: s.u), u_f=pc(lambda s: s.u_f),
+                   g_err=pc(lambda s: np.float64(s.gr.g_err) if np.ndim(s.gr.g_err) == 0 else s.gr.g_err),
+                   m_err=pc(lambda s: np.float64(s.m_err) if np.ndim(s.m_err) == 0 else s.m_err),
+                   u_err=pc(lambda s: np.float64(s.u_err) if np.ndim(s.u_err) == 0 else s.u_err))
+        if screen and len(todo) == len(segs) and set(acts) == {"m", "u"} and w_old.size >= SCREEN_MIN:
+            keep = _certify(found, v, h, f, ins, flr_t, rel, w_old, w_act, acts["m"][1], acts["u"][1],
+                            step, param, flat)
+            if keep is not None:
+                if not keep.size:
+                    return
+                ins = {k: x[keep] for k, x in ins.items()}
+                lr_t, flr_t, rel, w_old, w_act = lr_t[keep], flr_t[keep], rel[keep], w_old[keep], w_act[keep]
+                step, param, flat = step[keep], param[keep], flat[keep]
+                acts = {q: (slice(None), act[keep]) for q, (_, act) in acts.items()}
+        mo = moments(v, h, f, ins["g"], ins["g_f"], ins["m"], ins["m_f"], ins["u"], ins["u_f"],
+                     g_err=ins["g_err"], m_err=ins["m_err"], u_err=ins["u_err"])
         if len(todo) == len(segs):
             allmo = mo
         else:
@@ -433,14 +630,15 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
                 segs[j].mo = Moments(**{fld: pieces[fld][r] for fld in pieces})
     if not todo or len(todo) != len(segs):
         allmo = Moments(**{fld: cat(lambda s, fld=fld: getattr(s.mo, fld)) for fld in Moments.__dataclass_fields__})
-    lr_t = cat(lambda s: s.lr[0])
-    flr_t = cat(lambda s: np.float64(s.lr[1]))
-    rel = cat(lambda s: np.float64(s.lr[2]))
-    w_old, w_act = cat(lambda s: s.w_old), cat(lambda s: s.w_act)
-    wt = weights(v, h, f, allmo, w_old, lr_t, flr_t, rel)
-    step = cat(lambda s: np.int64(s.step))
-    param = cat(lambda s: np.int64(s.param))
-    flat = cat(lambda s: s.flat)
+    wmo, w_idx = allmo, (step, param, flat)
+    if screen and len(todo) != len(segs) and w_old.size >= SCREEN_MIN:
+        # the state was carried exactly (hidden): settle the w comparisons that float64 decides
+        keep = _certify_w(found, v, h, f, allmo, cat(lambda s: s.u_f), flr_t, rel, w_old, w_act, step, param, flat)
+        if keep is not None:
+            wmo = Moments(**{fld: getattr(allmo, fld)[keep] for fld in Moments.__dataclass_fields__})
+            lr_t, flr_t, rel, w_old, w_act = lr_t[keep], flr_t[keep], rel[keep], w_old[keep], w_act[keep]
+            w_idx = (step[keep], param[keep], flat[keep])
+    wt = weights(v, h, f, wmo, w_old, lr_t, flr_t, rel)
     # w: actual - (w_old - delta) = (w_act - w_old) + delta; the float64 difference and its exact
     # rounding error (TwoSum) are exact, so only the sum with delta rounds (at 256 bits).
     s = w_act - w_old
@@ -457,19 +655,12 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
     def w_maker(j: int) -> tuple[float, float]:
         return float(w_old[j] - wt.delta[j]), float(w_act[j])
 
-    found.add(step, param, 0, flat, _ratio(diff, wt.w_bound, w_act, nan_exp), (w_maker, wt.w_bound, diff, "w"))
+    found.add(w_idx[0], w_idx[1], 0, w_idx[2], _ratio(diff, wt.w_bound, w_act, nan_exp),
+              (w_maker, wt.w_bound, diff, "w"))
     for order, q, ref, bnd in ((1, "m", allmo.m, allmo.m_bound), (2, "u", allmo.u, allmo.u_bound)):
-        have = [j for j, sg in enumerate(segs) if (sg.m_act if q == "m" else sg.u_act) is not None]
-        if not have:
+        if q not in acts:
             continue
-        pick: Any
-        if len(have) == len(segs):
-            pick = slice(None)
-            act = cat(lambda sg, q=q: sg.m_act if q == "m" else sg.u_act)
-        else:
-            starts = np.concatenate([[0], np.cumsum(sizes)])
-            pick = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in have])
-            act = np.concatenate([segs[j].m_act if q == "m" else segs[j].u_act for j in have])
+        pick, act = acts[q]
         ref_q, bnd_q = ref[pick], SAFETY * bnd[pick]
         diff_q = np.abs(exact.to_float(act.astype(object) - ref_q))
         nan_q = _exact_nan(act, lambda j, ref_q=ref_q: ref_q[j], diff_q)
@@ -479,6 +670,97 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
 
         found.add(step[pick], param[pick], order, flat[pick], _ratio(diff_q, bnd_q, act, nan_q),
                   (maker, bnd_q, diff_q, q))
+
+
+def _certify(found: _Found, v: Variant, h: Hyper, f: Format, ins: dict[str, np.ndarray], flr_t: np.ndarray,
+             rel: np.ndarray, w_old: np.ndarray, w_act: np.ndarray, m_act: np.ndarray, u_act: np.ndarray,
+             step: np.ndarray, param: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
+    """Settle in float64 the comparisons that provably cannot be a failure nor the worst one.
+
+    For each element (teacher forced, every input a float64 value) :mod:`.eft` gives ``m'`` correctly
+    rounded (certified) and ``u'`` exactly, hence the very bounds the exact path computes (same
+    float64 code, same inputs), and an interval ``[lo, hi]`` holding each comparison's ratio as the
+    256-bit evaluation computes it.  With ``L`` the largest ``lo``, a comparison with
+    ``hi < min(1, L)`` is no failure and not the worst (the element attaining ``L`` is evaluated
+    exactly and its ratio is at least ``L``): it is recorded with ratio ``hi`` and not evaluated
+    at 256 bits.  Returns the indices left to the exact path, or ``None`` when nothing is settled.
+    """
+    fb1, fb2, feps = float(h.b1), float(h.b2), float(h.eps)
+    omb1, lost = eft.two_sum(np.ones(1), np.full(1, -fb1))  # 1 - b1 must be a float64 value
+    if v.epsilon not in ("outside", "inside", "none") or not feps >= 0 or lost[0] != 0 or not np.isfinite(omb1[0]) \
+            or np.any(ins["g_err"]) or np.any(ins["m_err"]) or np.any(ins["u_err"]):
+        return None
+    g_f, m_f, u_f = ins["g_f"], ins["m_f"], ins["u_f"]
+    sc = eft.moments(v.epsilon, fb1, float(omb1[0]), fb2, feps, g_f, m_f, u_f)
+    m_bound, u_est, u_bound = moment_bounds(v, h, f, g_f, m_f, u_f, sc.m_float, g_err=ins["g_err"],
+                                            m_err=ins["m_err"], u_err=ins["u_err"])
+    w_bound, delta_est = weight_bound(v, h, f, sc.m_float, m_bound, u_est, u_bound, w_old, flr_t, rel)
+    m_bnd, u_bnd = SAFETY * m_bound, SAFETY * u_bound
+    s, err = eft.two_sum(w_act, -w_old)
+    # delta_est = fl(fl(flr_t m_float) / fl(u_est [+ eps])): six roundings of relative U at most
+    # (flr_t, m_float, u_est, the sum, the product, the quotient), all operands positive or exact
+    lo_w, hi_w = eft.diff_interval([s, delta_est, err], 8 * eft.U * np.abs(delta_est))
+    x, y = eft.two_sum(m_act, -sc.m_float)
+    # the 256-bit path rounds m' and |g| + eps at 2**-256 where they need more bits
+    lo_m, hi_m = eft.diff_interval([x, y, -sc.m_res], sc.m_res_err + 2.0**-250 * sc.m_mag)
+    x2, y2 = eft.two_sum(u_act, -sc.u_hi)
+    lo_u, hi_u = eft.diff_interval([x2, y2, -sc.u_lo], 2.0**-250 * np.abs(sc.u_hi))
+    ok = sc.ok & (u_f >= 0) & eft.in_range(w_old, w_act, m_act, u_act, s, delta_est, sc.m_float, flr_t,
+                                           flr_t * sc.m_float, w_bound, m_bnd, u_bnd, u_est)
+    ok &= (flr_t > 0) & (w_bound > 0) & (m_bnd > 0) & (u_bnd > 0)
+    if not ok.any():
+        return None
+    tiny = 2.0**-1074
+    ratios = []
+    for lo, hi, b in ((lo_w, hi_w, w_bound), (lo_m, hi_m, m_bnd), (lo_u, hi_u, u_bnd)):
+        with np.errstate(all="ignore"):
+            ratios.append((lo / b * (1 - 2.0**-50), (hi + tiny) / b * (1 + 2.0**-50)))
+    big_l = max(float(np.max(np.where(ok, r[0], 0.0))) for r in ratios)
+    thr = min(1.0, big_l)
+    settled = ok & (ratios[0][1] < thr) & (ratios[1][1] < thr) & (ratios[2][1] < thr)
+    if not settled.any():
+        return None
+    j = np.flatnonzero(settled)
+    for order, (_, hi), b, diff_lo in ((0, ratios[0], w_bound, lo_w), (1, ratios[1], m_bnd, lo_m),
+                                        (2, ratios[2], u_bnd, lo_u)):
+        found.add(step[j], param[j], order, flat[j], hi[j], (_unreported, b[j], diff_lo[j], "wmu"[order]))
+    return np.flatnonzero(~settled)
+
+
+def _certify_w(found: _Found, v: Variant, h: Hyper, f: Format, mo: Moments, u_f: np.ndarray, flr_t: np.ndarray,
+               rel: np.ndarray, w_old: np.ndarray, w_act: np.ndarray, step: np.ndarray, param: np.ndarray,
+               flat: np.ndarray) -> np.ndarray | None:
+    """:func:`_certify` for the ``w`` comparisons alone, where the state is carried exactly: ``m'``
+    is known exactly, so ``mo.m_float`` is correctly rounded and the bound is the exact path's own;
+    ``delta_est`` is within ``10 U |delta_est|`` of the exact ``delta`` (seven roundings: ``lr_t``,
+    ``m'``, ``u`` and ``g`` to float64, ``b2 u`` or ``|g| + eps``, ``+ eps``, the product and the
+    quotient, at most six in one chain); the largest ``lo`` of these comparisons bounds the verdict's
+    largest ratio from below."""
+    fb2, feps = float(h.b2), float(h.eps)
+    if v.epsilon not in ("outside", "inside", "none") or not feps >= 0 or not fb2 >= 0:
+        return None
+    w_bound, delta_est = weight_bound(v, h, f, mo.m_float, mo.m_bound, mo.u_est, mo.u_bound, w_old, flr_t, rel)
+    s, err = eft.two_sum(w_act, -w_old)
+    lo, hi = eft.diff_interval([s, delta_est, err], 10 * eft.U * np.abs(delta_est))
+    ok = (u_f >= 0) & eft.in_range(w_old, w_act, s, delta_est, mo.m_float, mo.u_est, flr_t, flr_t * mo.m_float,
+                                   w_bound)
+    ok &= (flr_t > 0) & (w_bound > 0)
+    if not ok.any():
+        return None
+    with np.errstate(all="ignore"):
+        r_lo, r_hi = lo / w_bound * (1 - 2.0**-50), (hi + 2.0**-1074) / w_bound * (1 + 2.0**-50)
+    thr = min(1.0, float(np.max(np.where(ok, r_lo, 0.0))))
+    settled = ok & (r_hi < thr)
+    if not settled.any():
+        return None
+    j = np.flatnonzero(settled)
+    found.add(step[j], param[j], 0, flat[j], r_hi[j], (_unreported, w_bound[j], lo[j], "w"))
+    return np.flatnonzero(~settled)
+
+
+def _unreported(j: int) -> tuple[float, float]:
+    """A settled comparison is never the worst nor a failure, so it is never reported."""
+    raise AssertionError("a comparison settled in float64 was asked for its values")
 
 
 def _exact_nan(actual: np.ndarray, expected: Any, diff: np.ndarray) -> np.ndarray:
@@ -509,7 +791,8 @@ def _unchanged(found: _Found, actual: np.ndarray, before: np.ndarray, flat: np.n
 def _same_state(found: _Found, actual: np.ndarray, state: list[Any], flat: np.ndarray, step: int,
                 param: int, q: str, dtype: str) -> None:
     """State rows a lazy step does not touch: compared with the state before the step."""
-    ref, bnd = state[0][flat], state[2][flat]
+    ref = state[0][flat]
+    bnd = state[2][flat] if isinstance(state[2], np.ndarray) else np.zeros(flat.shape)
     diff = np.abs(exact.to_float(actual.astype(object) - ref))
     nan_q = _exact_nan(actual, lambda j: ref[j], diff)
 

@@ -6,7 +6,10 @@ The function is called once per parameter per step::
 
 with NumPy arrays of the case dtype (m and u start at zero, ``t`` counts from 1,
 the hyperparameters are the Python floats the user passed) and must return the
-new arrays.  Dense gradients and constant learning rates only.
+new arrays.  It may update ``w``, ``m`` and ``u`` in place; it must not modify
+``g`` (reported as a fault, property I-inputs).  A parameter without gradient
+(``None``) is not passed to the function in that step; ``t`` still counts every
+step (one counter per optimizer).  Dense gradients and constant learning rates only.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ def _np_dtype(name: str) -> Any:
 class FunctionTarget:
     """Wraps ``step(w, g, m, u, *, t, lr, beta_1, beta_2, epsilon) -> (w, m, u)``."""
 
-    capabilities = frozenset({"dense", "state", "float16", "float64"})
+    capabilities = frozenset({"dense", "state", "float16", "float64", "none_grad", "inputs"})
 
     def __init__(self, step: StepFn, name: str | None = None) -> None:
         self.step = step
-        self.name = name or getattr(step, "__name__", "function")
+        self.name: str = name or str(getattr(step, "__name__", "function"))
 
     def run(self, case: Case) -> Trajectory:
         need = case.needs() - self.capabilities
@@ -52,13 +55,19 @@ class FunctionTarget:
             for i, g in enumerate(grads):
                 if g is None:
                     continue
+                garr = np.array(g, dtype=dt)
+                kept = garr.copy()
                 w[i], m[i], u[i] = self.step(
-                    w[i], np.array(g, dtype=dt), m[i], u[i], t=k + 1,
+                    w[i], garr, m[i], u[i], t=k + 1,
                     lr=h["learning_rate"], beta_1=h["beta_1"], beta_2=h["beta_2"],
                     epsilon=h["epsilon"],
                 )
-            traj.params.append([np.asarray(x, dtype=np.float64) for x in w])
-            traj.m.append([np.asarray(x, dtype=np.float64) for x in m])
-            traj.u.append([np.asarray(x, dtype=np.float64) for x in u])
-            traj.dtypes.append(case.dtype)
+                if not np.array_equal(garr, kept, equal_nan=True):
+                    traj.faults.append(f"step {k + 1}: the step function modified its gradient "
+                                       f"argument g of params[{i}] (I-inputs)")
+            # copies: the function may update its arrays in place in later steps
+            traj.params.append([np.array(x, dtype=np.float64, copy=True) for x in w])
+            traj.m.append([np.array(x, dtype=np.float64, copy=True) for x in m])
+            traj.u.append([np.array(x, dtype=np.float64, copy=True) for x in u])
+        traj.dtypes = [str(np.asarray(x).dtype) for x in w]
         return traj

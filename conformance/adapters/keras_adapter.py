@@ -108,12 +108,13 @@ class Keras3Adapter:
     def capabilities(self) -> frozenset[str]:
         """Static features plus dtypes found by a one-step probe.
 
-        No ``validation``: Keras 3 checks types and the clip combination, but
-        no value of learning_rate, beta_1, beta_2, epsilon or a clip argument.
+        ``validation``: Keras 3 rejects unknown arguments and more than one clip
+        argument, but checks no value of learning_rate, beta_1, beta_2, epsilon
+        or a clip argument (0 or negative means "off").  No ``clip_combination``.
         """
         if self._capabilities is None:
             caps = {"dense", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                    "callable_lr", "state", "checkpoint"}
+                    "callable_lr", "state", "checkpoint", "none_grad", "validation"}
             if self.backend == "tensorflow":
                 caps.add("sparse")
             caps |= _common.probe_dtypes(self._run, _LOW_AND_DOUBLE)
@@ -153,8 +154,13 @@ class Keras3Adapter:
             )
         except ValueError as e:
             if len(clips) > 1:
-                raise Unsupported("clip combination", str(e)) from e
+                raise Unsupported("clip_combination", str(e)) from e
             raise
+
+    def make(self, hyper: dict[str, Any]) -> Any:
+        """The optimizer from the suite's argument names, every key passed on (property V-args)."""
+        h = dict(hyper)
+        return self.optimizer_cls(learning_rate=self._learning_rate(h.pop("learning_rate")), **h)
 
     def _run(self, case: Case) -> Trajectory:
         if self.backend != "jax":
@@ -259,7 +265,7 @@ class TfKerasLegacyAdapter:
         """
         if self._capabilities is None:
             caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                    "callable_lr", "state", "checkpoint", "validation"}
+                    "callable_lr", "state", "checkpoint", "validation", "none_grad", "clip_combination"}
             caps |= _common.probe_dtypes(self._run, _LOW_AND_DOUBLE)
             self._capabilities = frozenset(caps)
         return self._capabilities
@@ -280,6 +286,11 @@ class TfKerasLegacyAdapter:
             # tf_keras returns the bare string for an unknown class name.
             raise ValueError(f"unknown learning rate schedule {class_name!r}")
         return schedule
+
+    def make(self, hyper: dict[str, Any]) -> Any:
+        """The optimizer from the suite's argument names, every key passed on (property V-args)."""
+        h = dict(hyper)
+        return self.optimizer_cls(learning_rate=self._learning_rate(h.pop("learning_rate")), **h)
 
     def _make(self, hyper: dict[str, Any]) -> Any:
         return self.optimizer_cls(

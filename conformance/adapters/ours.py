@@ -37,14 +37,20 @@ def _namespace(backend: str) -> Any:
 class OursTarget:
     """``adamax_spec.Adamax`` under a profile, run on one backend."""
 
-    def __init__(self, backend: str = "numpy", profile: str = "keras", cls: Any = None) -> None:
+    def __init__(self, backend: str = "numpy", profile: str = "keras", cls: Any = None,
+                 fast: bool | None = None) -> None:
+        """``fast``: ``None`` steps with ``Adamax.apply`` as a user would (fast paths on);
+        ``True``/``False`` sets ``Adamax.fast`` and, on a backend with mutable arrays, steps
+        with ``apply_gradients`` (in place), where the NumPy, torch and CuPy fast paths live."""
         import adamax_spec
 
         self.backend = backend
         self.xp = _namespace(backend)
         self.profile = profile
         self.cls = cls or adamax_spec.Adamax
-        self.name = f"adamax_spec[{backend}]"
+        self.fast = fast
+        self.in_place = fast is not None and backend in ("numpy", "torch", "cupy")
+        self.name = f"adamax_spec[{backend}]" + ("" if fast is None else ",fast" if fast else ",generic")
         caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
                 "callable_lr", "state", "checkpoint", "float16", "float64", "validation"}
         if backend in ("torch", "jax"):
@@ -53,6 +59,12 @@ class OursTarget:
             caps.discard("sparse")
         if backend == "array_api_strict":
             caps.discard("float16")  # the standard has no float16
+        # One step counter per optimizer: the torch profile's per-parameter counter (S-none) is
+        # not implemented, so missing gradients are "not supported" there rather than wrong.
+        if profile != "torch":
+            caps.add("none_grad")
+        if profile == "keras":  # keras3 allows one clip argument at a time (C-4)
+            caps.add("clip_combination")
         self.capabilities = frozenset(caps)
 
     def _dtype(self, name: str) -> Any:
@@ -74,12 +86,27 @@ class OursTarget:
             return xp.asarray(np.asarray(a, dtype=np.float64)).astype(dtype)
         return xp.astype(xp.asarray(np.asarray(a, dtype=np.float64)), dtype)
 
+    def _dtype_name(self, x: Any) -> str:
+        for name in ("float16", "bfloat16", "float32", "float64"):
+            try:
+                if x.dtype == self._dtype(name):
+                    return name
+            except (Unsupported, AttributeError):
+                continue
+        return str(x.dtype)
+
+    def _device(self, x: Any) -> str:
+        from array_api_compat import device
+
+        return str(device(x))
+
     def _idx(self, a: np.ndarray) -> Any:
         return self.xp.asarray(np.asarray(a, dtype=np.int64))
 
     def _host(self, x: Any) -> np.ndarray:
         if self.backend == "torch":
-            return x.detach().to(dtype=importlib.import_module("torch").float64).cpu().numpy()
+            # a copy: float64 tensors convert to themselves, and in-place steps would rewrite history
+            return np.array(x.detach().to(dtype=importlib.import_module("torch").float64).cpu().numpy())
         if self.backend == "array_api_strict":
             x = self.xp.astype(x, self.xp.float64) if x.dtype != self.xp.float64 else x
             return np.asarray(x._array)
@@ -95,7 +122,10 @@ class OursTarget:
         if isinstance(lr, dict):
             lr = adamax_spec.schedules.deserialize(lr)
         kw = {k: v for k, v in h.items() if v is not None}
-        return self.cls(lr, profile=self.profile, **kw)
+        opt = self.cls(lr, profile=self.profile, **kw)
+        if self.fast is not None:
+            opt.fast = self.fast
+        return opt
 
     def run(self, case: Case) -> Trajectory:
         need = case.needs() - self.capabilities
@@ -104,13 +134,15 @@ class OursTarget:
         dt = self._dtype(case.dtype)
         params = [self._arr(p, dt) for p in case.params]
         opt = self.make(case.hyper)
-        traj = Trajectory()
+        traj = Trajectory(devices_in=[self._device(p) for p in params])
         for k, step in enumerate(case.grads):
             if case.checkpoint_at is not None and k == case.checkpoint_at:
                 saved = opt.state_dict()
                 opt = self.cls.from_config(saved["config"])
                 opt.load_state_dict(saved)
-            grads = []
+                if self.fast is not None:
+                    opt.fast = self.fast
+            grads: list[Any] = []
             for g in step:
                 if g is None:
                     grads.append(None)
@@ -121,10 +153,15 @@ class OursTarget:
                     grads.append(adamax_spec.IndexedSlices(values, self._idx(g.indices), g.dense_shape))
                 else:
                     grads.append(self._arr(g, dt))
-            params = opt.apply(params, grads)
+            if self.in_place:
+                opt.apply_gradients(list(zip(grads, params, strict=True)))
+            else:
+                params = opt.apply(params, grads)
             st = opt.state
             traj.params.append([self._host(p) for p in params])
             traj.m.append([self._host(x) for x in st.m])
             traj.u.append([self._host(x) for x in st.u])
-            traj.dtypes.append(case.dtype)
+            names = {self._dtype_name(p) for p in params}
+            traj.dtypes.append(names.pop() if len(names) == 1 else f"mixed {sorted(names)}")
+        traj.devices = [self._device(p) for p in params]
         return traj

@@ -68,23 +68,24 @@ class TorchOptimAdapter:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Found by running: dtypes by a one-step probe, validation by a bad ``lr``."""
+        """Dtypes found by a one-step probe.  ``validation``: the constructor can be called with
+        bad arguments (property V-args judges what it does with them)."""
         if self._capabilities is None:
-            caps = {"dense", "state", "checkpoint"}
+            caps = {"dense", "state", "checkpoint", "none_grad", "groups", "inputs", "validation"}
             caps |= _common.probe_dtypes(self._run, ("float16", "bfloat16", "float64"))
-            if self._validates():
-                caps.add("validation")
             self._capabilities = frozenset(caps)
         return self._capabilities
 
-    def _validates(self) -> bool:
+    def make(self, hyper: dict[str, Any]) -> Any:
+        """The optimizer on one dummy parameter, from the suite's argument names (property V-args).
+
+        Keys other than learning_rate, beta_1, beta_2, epsilon are passed through as keywords,
+        so the constructor's own handling of an unknown argument is what is observed."""
         torch = _torch()
-        w = torch.zeros(2)
-        try:
-            self.optimizer_cls([w], lr=-1.0, betas=(0.9, 0.999), eps=1e-8)
-        except (ValueError, TypeError):
-            return True
-        return False
+        h = dict(hyper)
+        kwargs = {"lr": h.pop("learning_rate"), "betas": (h.pop("beta_1"), h.pop("beta_2")),
+                  "eps": h.pop("epsilon"), **h}
+        return self.optimizer_cls([torch.zeros(2, requires_grad=True)], **kwargs)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -117,19 +118,35 @@ class TorchOptimAdapter:
             _common.check_exact(f"param {i}", p, _numpy(torch, t))
             params.append(t.requires_grad_(True))
         kwargs = self._kwargs(case.hyper)
-        opt = self.optimizer_cls(params, **kwargs)
+        groups: Any = params
+        if case.group_hyper is not None:
+            # One parameter group per parameter, each with its own lr, betas, eps (G-groups).
+            groups = []
+            for p, gh in zip(params, case.group_hyper, strict=True):
+                own = self._kwargs({**case.hyper, **gh})
+                own.pop("foreach", None)
+                groups.append({"params": [p], **own})
+        opt = self.optimizer_cls(groups, **kwargs)
         before, after_last = _common.checkpoint_points(case)
         traj = Trajectory()
         for k, step in enumerate(case.grads):
             if k == before:
-                opt = self._restore(opt, params, kwargs)
+                opt = self._restore(opt, groups, kwargs)
+            given = []
             for p, g in zip(params, step, strict=True):
                 p.grad = None if g is None else _grad(torch, g, p)
+                given.append(None if p.grad is None or p.grad.is_sparse else p.grad.detach().clone())
             try:
                 opt.step()
             except RuntimeError as e:
                 _reraise_unsupported(e, case)
                 raise
+            for i, (p, kept) in enumerate(zip(params, given, strict=True)):
+                if kept is not None and (p.grad is None or not torch.equal(p.grad, kept)) and not (
+                        p.grad is not None and bool(torch.isnan(kept).any())
+                        and torch.allclose(p.grad, kept, rtol=0, atol=0, equal_nan=True)):
+                    traj.faults.append(f"step {k + 1}: opt.step() modified (or dropped) the .grad of "
+                                       f"params[{i}] (I-inputs)")
             traj.params.append([_numpy(torch, p) for p in params])
             m, u = [], []
             for p in params:
@@ -140,11 +157,11 @@ class TorchOptimAdapter:
             traj.m.append(m)
             traj.u.append(u)
         if after_last:
-            opt = self._restore(opt, params, kwargs)
+            opt = self._restore(opt, groups, kwargs)
         traj.dtypes = [str(p.dtype).removeprefix("torch.") for p in params]
         return traj
 
-    def _restore(self, opt: Any, params: list[Any], kwargs: dict[str, Any]) -> Any:
+    def _restore(self, opt: Any, params: Any, kwargs: dict[str, Any]) -> Any:
         """torch's own mechanism: ``state_dict()``, a fresh optimizer, ``load_state_dict``."""
         saved = copy.deepcopy(opt.state_dict())
         fresh = self.optimizer_cls(params, **kwargs)
