@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS := conformance,peers,strict,dask,fast,dev
 
-.PHONY: setup report test lint bench clean
+.PHONY: setup report differences test lint bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,19 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 setup: $(STAMP)
 
 ## The main job: conformance report over every installed implementation x profile.
+EXAMPLES ?= 10
 report: $(STAMP)
-	$(VENV)/bin/adamax-conformance --matrix --report-dir reports
+	$(VENV)/bin/adamax-conformance --matrix --report-dir reports --examples $(EXAMPLES)
+
+## Regenerate docs/differences.md from real runs of every installed peer.
+differences: $(STAMP)
+	$(PY) -m adamax_spec.conformance.differences docs/differences.md
 
 ## All tests (what CI runs).
 test: $(STAMP)
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,73 +1,235 @@
-"""The main job: every installed implementation x every profile, one compliance matrix."""
+"""The main job: every installed implementation x every profile, one compliance report.
+
+``adamax-conformance --matrix`` (``make report``) runs the suite for our
+implementation on every installed backend and for every installed peer
+(torch.optim.Adamax, optax.adamax, tf_keras legacy, Keras 3 on each of its
+installed backends) against each profile, then writes ``REPORT_DIR/index.md``
+(the matrix, links to per-cell reports with reproducers, error plots, versions)
+and ``matrix.json``.  Keras 3 picks its backend once per process, so Keras 3
+on a second or third backend runs in a child process of this module.
+
+Exit code: 0 when our implementation passes every profile on every backend
+(peers failing a foreign profile is a finding, not an error), else 1.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from .case import Target
 from .report import to_json, to_markdown
 from .runner import PROPERTIES, run_all
 
 PROFILES = ("keras", "keras3", "torch", "optax")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+#: the profile each peer is documented to implement (docs/peers.md)
+NATIVE = {"torch.optim.Adamax": "torch", "optax.adamax": "optax", "tf_keras legacy Adamax": "keras"}
+SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail"}
 
 
-def installed_targets() -> list[tuple[str, Any]]:
-    """(label, factory(profile) -> Target) for everything installed here."""
-    from .adapters.ours import OursTarget
+@dataclass
+class Cell:
+    """One implementation x profile: status per property, where its report is."""
 
-    out: list[tuple[str, Any]] = []
-    for b in ("numpy", "torch", "jax", "array_api_strict"):
-        if importlib.util.find_spec(b) is not None:
-            out.append((f"adamax_spec[{b}]", lambda p, b=b: OursTarget(b, p)))
-    peers = [("torch.optim.Adamax", "torch", "torch.optim:Adamax"),
-             ("optax.adamax", "optax", "optax:adamax"),
-             ("tf_keras legacy Adamax", "tf_keras", "tf_keras.optimizers.legacy:Adamax"),
-             ("keras 3 Adamax", "keras", "keras.optimizers:Adamax")]
+    label: str
+    profile: str
+    statuses: dict[str, str]
+    seconds: float = 0.0
+    first_failure: str = ""
+    report: str = ""
+
+
+def _keras_backend() -> str:
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def _peer(spec: str, profile: str) -> Target:
+    """A peer is the same object whatever profile it is judged against."""
     from .cli import load_target
 
-    for label, mod, spec in peers:
-        if importlib.util.find_spec(mod) is not None:
-            out.append((label, lambda p, spec=spec: load_target(spec)))
+    del profile
+    return load_target(spec)
+
+
+def installed_targets(*, keras_only: bool = False) -> list[tuple[str, Callable[[str], Target]]]:
+    """(label, factory(profile) -> Target) for everything installed here (imports nothing yet)."""
+    from .adapters.ours import OursTarget
+
+    out: list[tuple[str, Callable[[str], Target]]] = []
+    if not keras_only:
+        for b in ("numpy", "torch", "jax", "array_api_strict", "cupy"):
+            if importlib.util.find_spec(b) is not None:
+                out.append((f"adamax_spec[{b}]", partial(OursTarget, b)))
+        for label, mod, spec in (("torch.optim.Adamax", "torch", "torch.optim:Adamax"),
+                                 ("optax.adamax", "optax", "optax:adamax"),
+                                 ("tf_keras legacy Adamax", "tf_keras", "tf_keras.optimizers.legacy:Adamax")):
+            if importlib.util.find_spec(mod) is not None:
+                out.append((label, partial(_peer, spec)))
+    if importlib.util.find_spec("keras") is not None:
+        out.append((f"keras 3 Adamax [{_keras_backend()}]", partial(_peer, "keras.optimizers:Adamax")))
     return out
 
 
-def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
-    report_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    t0 = time.perf_counter()
-    for label, make in installed_targets():
+def _stem(label: str, profile: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{label}-{profile}")
+
+
+def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Path, *, examples: int,
+              seed: int, done: int = 0, total: int | None = None, t0: float | None = None) -> list[Cell]:
+    """Run every target x profile, writing one Markdown and one JSON report per cell."""
+    from .cli import versions
+
+    t0 = time.perf_counter() if t0 is None else t0
+    total = total or len(targets) * len(PROFILES)
+    cells = []
+    for label, make in targets:
         for profile in PROFILES:
+            done += 1
+            print(f"[{done:2}/{total} {time.perf_counter() - t0:5.0f}s] {label} x {profile}", end=" ", flush=True)
             try:
-                target: Target = make(profile)
+                target = make(profile)
             except Exception as e:  # an installed peer that fails to load is reported, not fatal
-                rows.append((label, profile, {p.id: f"error: {e}" for p in PROPERTIES}))
+                cells.append(Cell(label, profile, {p.id: "error" for p in PROPERTIES}, first_failure=str(e)))
+                print(f"cannot load: {e}", flush=True)
                 continue
-            print(f"[{time.perf_counter() - t0:6.0f}s] {label} x {profile} ...", flush=True)
-            results = run_all(target, profile, examples=examples, seed=seed)
+            results = run_all(target, profile, examples=examples, seed=seed,
+                              progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
+            seconds = round(sum(r.seconds for r in results), 2)
             meta = {"target": label, "profile": profile, "examples": examples, "seed": seed,
-                    "seconds": round(sum(r.seconds for r in results), 2)}
-            stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{label}-{profile}")
+                    "seconds": seconds, "versions": versions()}
+            stem = _stem(label, profile)
             (report_dir / f"{stem}.md").write_text(to_markdown(results, meta))
             (report_dir / f"{stem}.json").write_text(to_json(results, meta))
-            rows.append((label, profile, {r.property: r.status for r in results}))
-            print("    " + "  ".join(f"{r.property}:{r.status}" for r in results), flush=True)
+            bad = [r for r in results if r.status in ("fail", "error")]
+            first = f"{bad[0].property}: {bad[0].detail}" if bad else ""
+            cells.append(Cell(label, profile, {r.property: r.status for r in results}, seconds, first, f"{stem}.md"))
+            print(f"({seconds:.0f}s)", flush=True)
+    return cells
+
+
+def _child_keras(backend: str, report_dir: Path, examples: int, seed: int) -> list[Cell]:
+    """Keras 3 on another backend, in a child process (Keras fixes its backend at import)."""
+    part = report_dir / f"cells-keras-{backend}.json"
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    cmd = [sys.executable, "-m", "adamax_spec.conformance.matrix", "--keras-only", "--report-dir",
+           str(report_dir), "--examples", str(examples), "--seed", str(seed), "--cells", str(part)]
+    proc = subprocess.run(cmd, env=env, check=False)
+    if proc.returncode != 0 or not part.exists():
+        label = f"keras 3 Adamax [{backend}]"
+        return [Cell(label, p, {q.id: "error" for q in PROPERTIES}, first_failure=f"child exited {proc.returncode}")
+                for p in PROFILES]
+    cells = [Cell(**c) for c in json.loads(part.read_text())]
+    part.unlink()
+    return cells
+
+
+def summary(cells: list[Cell]) -> list[str]:
+    """One line per implementation, one column per profile: fits on one screen."""
+    labels = list(dict.fromkeys(c.label for c in cells))
+    by = {(c.label, c.profile): c for c in cells}
+    width = max(len(lab) for lab in labels) + 2
+    lines = ["implementation".ljust(width) + "".join(p.ljust(22) for p in PROFILES)]
+    for lab in labels:
+        row = lab.ljust(width)
+        for p in PROFILES:
+            c = by.get((lab, p))
+            row += _cell_text(c).ljust(22) if c else "-".ljust(22)
+        lines.append(row.rstrip())
+    return lines
+
+
+def _cell_text(c: Cell) -> str:
+    st = c.statuses.values()
+    bad = [k for k, v in c.statuses.items() if v in ("fail", "error")]
+    if bad:
+        return "FAIL " + ",".join(bad) if len(",".join(bad)) <= 17 else f"FAIL {len(bad)} properties"
+    ok = sum(v == "pass" for v in st)
+    ns = sum(v == "not supported" for v in st)
+    return f"pass {ok}" + (f" (n/s {ns})" if ns else "")
+
+
+def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots: list[str],
+             versions: dict[str, str]) -> str:
     ids = [p.id for p in PROPERTIES]
     md = ["# Adamax compliance matrix", "",
-          f"{examples} examples per property, seed {seed}. Cells: pass / FAIL / n/s (not supported).", "",
-          "| implementation | profile | " + " | ".join(ids) + " |",
-          "|---|---|" + "---|" * len(ids)]
-    short = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail"}
-    for label, profile, st in rows:
-        md.append(f"| {label} | {profile} | " + " | ".join(short.get(st.get(i, ""), st.get(i, "")) for i in ids) + " |")
-    (report_dir / "index.md").write_text("\n".join(md) + "\n")
-    table = [{"implementation": a, "profile": b, "results": c} for a, b, c in rows]
-    (report_dir / "matrix.json").write_text(json.dumps(table, indent=2))
-    print("\n".join(md[4:]))
-    print(f"\nreport: {report_dir / 'index.md'} ({time.perf_counter() - t0:.0f} s)")
-    sys.stdout.flush()
+          f"{examples} examples per property (U-long: a tenth), seed {seed}, {seconds:.0f} s. "
+          "Cells: pass / FAIL / n/s (not supported by the target) / ERROR. Click an implementation for its "
+          "report with reproducers. Property ids are the clauses of `docs/spec.md`.", "",
+          "| implementation | profile | " + " | ".join(ids) + " | first failure |",
+          "|---|---|" + "---|" * (len(ids) + 1)]
+    for c in cells:
+        name = f"[{c.label}]({c.report})" if c.report else c.label
+        first = c.first_failure.replace("|", "\\|").replace("\n", " ")[:160]
+        md.append(f"| {name} | {c.profile} | "
+                  + " | ".join(SHORT.get(c.statuses.get(i, ""), c.statuses.get(i, "")) for i in ids)
+                  + f" | {first} |")
+    if plots:
+        md += ["", "## Error against step, representative trajectories", ""]
+        md += [f"![{p}]({p})" for p in plots]
+    md += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    return "\n".join(md) + "\n"
+
+
+def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
+    from .cli import versions
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    targets = installed_targets()
+    others = [b for b in KERAS_BACKENDS if b != _keras_backend() and importlib.util.find_spec(b) is not None]
+    others = others if importlib.util.find_spec("keras") is not None else []
+    total = (len(targets) + len(others)) * len(PROFILES)
+    cells = run_cells(targets, report_dir, examples=examples, seed=seed, total=total, t0=t0)
+    for b in others:
+        print(f"(Keras 3 on {b}: child process)", flush=True)
+        cells += _child_keras(b, report_dir, examples, seed)
+    plots: list[str] = []
+    try:
+        from .plots import draw_error_plots
+
+        plots = draw_error_plots(report_dir, targets)
+    except ImportError as e:
+        print(f"(no plots: {e})")
+    seconds = time.perf_counter() - t0
+    (report_dir / "index.md").write_text(index_md(cells, examples, seed, seconds, plots, versions()))
+    (report_dir / "matrix.json").write_text(json.dumps(
+        {"examples": examples, "seed": seed, "versions": versions(), "cells": [asdict(c) for c in cells]}, indent=2))
+    print()
+    print("\n".join(summary(cells)))
+    print(f"\nreport: {report_dir / 'index.md'} ({seconds:.0f} s)")
+    ours_bad = [c for c in cells if c.label.startswith("adamax_spec[") and c.first_failure]
+    return 1 if ours_bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child-process entry for Keras 3 on one backend (``--keras-only``)."""
+    ap = argparse.ArgumentParser(prog="python -m adamax_spec.conformance.matrix")
+    ap.add_argument("--keras-only", action="store_true")
+    ap.add_argument("--report-dir", default="reports")
+    ap.add_argument("--examples", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cells", help="write the cells as JSON here (child mode)")
+    args = ap.parse_args(argv)
+    report_dir = Path(args.report_dir)
+    if not args.keras_only:
+        return run_matrix(report_dir, examples=args.examples, seed=args.seed)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    cells = run_cells(installed_targets(keras_only=True), report_dir, examples=args.examples, seed=args.seed)
+    Path(args.cells).write_text(json.dumps([asdict(c) for c in cells]))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["Cell", "installed_targets", "run_matrix", "summary"]

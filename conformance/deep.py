@@ -1,0 +1,133 @@
+"""Deep runs: many generated trajectories per installed target, each under its own profile.
+
+``python -m adamax_spec.conformance.deep [--trajectories N] [--targets ...] [--out reports/deep]``
+
+Runs the suite's properties (:data:`~adamax_spec.conformance.runner.PROPERTIES`, through
+:func:`~adamax_spec.conformance.runner.run_property`) in rounds, each round with a fresh
+hypothesis seed, until the target has run ``N`` trajectories (examples the property actually ran:
+:attr:`Result.examples`; the argument-validation property V-args builds optimizers, not
+trajectories, so it runs once and is not counted) or its time budget (``--seconds``) is spent.
+Properties keep their relative weights (``Property.scale``: long runs and large step counters
+get fewer examples).  Each target's summary is rewritten to ``OUT/<target>.json`` after every
+property, so an interrupted run keeps what it did; trajectories/second is printed per target.
+
+Profiles: our implementation (every installed backend) and ``tf_keras`` legacy under ``keras``,
+``torch.optim.Adamax`` under ``torch``, ``optax.adamax`` under ``optax``, Keras 3 under ``keras3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from .matrix import installed_targets
+from .runner import PROPERTIES, run_property
+
+#: the profile each target is documented to implement
+OWN_PROFILE = {"torch.optim.Adamax": "torch", "optax.adamax": "optax", "tf_keras legacy Adamax": "keras"}
+#: properties whose examples are not trajectories (constructor arguments only)
+NOT_TRAJECTORIES = frozenset({"V-args"})
+
+
+def own_profile(label: str) -> str:
+    if label in OWN_PROFILE:
+        return OWN_PROFILE[label]
+    if label.startswith("keras 3"):
+        return "keras3"
+    return "keras"  # adamax_spec[<backend>]
+
+
+def _stem(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
+def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: Path, seed: int = 0,
+             per_round: int = 50) -> dict[str, Any]:
+    """Rounds of every property until ``trajectories`` ran or ``seconds`` passed; returns the summary."""
+    profile = own_profile(label)
+    summary: dict[str, Any] = {"target": label, "profile": profile, "goal": trajectories, "trajectories": 0,
+                               "seconds": 0.0, "rounds": 0, "per_property": {}, "failures": [],
+                               "status": "running", "seed": seed}
+    path = out / f"{_stem(label)}.json"
+
+    def save() -> None:
+        path.write_text(json.dumps(summary, indent=1, default=str))
+
+    t0 = time.perf_counter()
+    try:
+        target = make(profile)
+    except Exception as e:  # an installed target that fails to load is reported, not fatal
+        summary["status"] = f"cannot load: {e}"
+        save()
+        return summary
+    r = 0
+    while summary["trajectories"] < trajectories and time.perf_counter() - t0 < seconds:
+        left = trajectories - summary["trajectories"]
+        for prop in PROPERTIES:
+            if prop.id in NOT_TRAJECTORIES and r > 0:
+                continue
+            if time.perf_counter() - t0 >= seconds:
+                break
+            n = prop.scale(min(per_round, max(1, math.ceil(left / len(PROPERTIES)))))
+            res = run_property(prop, target, profile, examples=n, seed=seed + r)
+            pp = summary["per_property"].setdefault(prop.id, {"examples": 0, "seconds": 0.0, "status": {}})
+            pp["examples"] += res.examples
+            pp["seconds"] = round(pp["seconds"] + res.seconds, 2)
+            pp["status"][res.status] = pp["status"].get(res.status, 0) + 1
+            if prop.id not in NOT_TRAJECTORIES:
+                summary["trajectories"] += res.examples
+            if res.status in ("fail", "error"):
+                summary["failures"].append({"property": prop.id, "round": r, "seed": seed + r, "status": res.status,
+                                            "detail": res.detail, "reproducer": res.reproducer})
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            save()
+        r += 1
+        summary["rounds"] = r
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["per_second"] = round(summary["trajectories"] / max(summary["seconds"], 1e-9), 2)
+    summary["status"] = "fail" if summary["failures"] else "pass"
+    save()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trajectories", type=int, default=10_000, help="goal per target (default 10000)")
+    p.add_argument("--targets", nargs="*", default=None,
+                   help="labels (or substrings of labels) of installed targets; default: all")
+    p.add_argument("--out", default="reports/deep")
+    p.add_argument("--seconds", type=float, default=math.inf, help="time budget per target")
+    p.add_argument("--budget", nargs="*", default=[], metavar="LABEL=N[:SECONDS]",
+                   help="per-target goal (and time budget), overriding --trajectories/--seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-round", type=int, default=50, help="examples per property per round (at most)")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget: dict[str, tuple[int, float]] = {}
+    for item in a.budget:
+        key, _, val = item.rpartition("=")
+        n, _, s = val.partition(":")
+        budget[key] = (int(n), float(s) if s else a.seconds)
+    targets = installed_targets()
+    if a.targets:
+        targets = [(lab, mk) for lab, mk in targets if any(t == lab or t in lab for t in a.targets)]
+    bad = 0
+    for label, make in targets:
+        n, secs = next((v for k, v in budget.items() if k == label or k in label), (a.trajectories, a.seconds))
+        print(f"{label} under {own_profile(label)}: goal {n} trajectories", flush=True)
+        s = deep_run(label, make, trajectories=n, seconds=secs, out=out, seed=a.seed, per_round=a.per_round)
+        bad += s["status"] != "pass"
+        print(f"  {s['status']}: {s['trajectories']} trajectories in {s['seconds']:.0f} s "
+              f"({s.get('per_second', 0):.1f}/s)", flush=True)
+        for f in s["failures"]:
+            print(f"  {f['property']} (seed {f['seed']}): {f['detail'][:300]}", flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
