@@ -178,6 +178,8 @@ def step_size(variant: Variant, lr: Any, b1: Any, t: float, f: Format, *,
     fc = float(c)
     c_bound = p_bound + e * fc
     lr_t = lr / c
+    if fc == 0.0:  # b1 == 1 (e.g. 0.9999 rounded to float16): lr_t is infinite, no relative bound
+        return lr_t, float(lr_t), math.inf
     return lr_t, float(lr_t), (rel_lr + c_bound / (fc * DOWN)) * UP
 
 
@@ -197,35 +199,46 @@ def moments(variant: Variant, h: Hyper, f: Format, g: np.ndarray, g_f: np.ndarra
     bound is ``max(b2 Eu + e |b2 u| + tiny, Eg)``, plus ``e |.| + tiny`` for the epsilon
     addition of the ``inside`` (``|g| + eps``) and ``inside_decay`` (``b2 u + eps``) variants.
     """
-    e, eta = f.unit, f.tiny
-    fb1, fb2, feps = float(h.b1), float(h.b2), float(h.eps)
     m_new = h.b1 * m + h.one_minus_b1 * g
     m_float = exact.to_float(m_new)
+    decayed = h.b2 * u
+    mag = np.abs(g)
+    if variant.epsilon == "inside":
+        mag = mag + h.eps
+    elif variant.epsilon == "inside_decay":
+        decayed = decayed + h.eps
+    u_new = np.maximum(decayed, mag)
+    m_bound, u_est, u_bound = moment_bounds(variant, h, f, g_f, m_f, u_f, m_float,
+                                            g_err=g_err, m_err=m_err, u_err=u_err)
+    return Moments(m_new, u_new, m_float, u_est, m_bound, u_bound)
+
+
+def moment_bounds(variant: Variant, h: Hyper, f: Format, g_f: np.ndarray, m_f: np.ndarray, u_f: np.ndarray,
+                  m_float: np.ndarray, *, g_err: Any = 0.0, m_err: Any = 0.0,
+                  u_err: Any = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float64 part of :func:`moments`: ``(m_bound, u_est, u_bound)`` from float64 inputs and
+    ``m_float`` (``m'`` correctly rounded to float64); the exact values are not needed."""
+    e, eta = f.unit, f.tiny
+    fb1, fb2, feps = float(h.b1), float(h.b2), float(h.eps)
     am, ag = np.abs(m_f), np.abs(g_f)
     agm = np.abs(g_f - m_f) + _F64 * (am + ag)
     m_bound = (fb1 * m_err + (1.0 - fb1) * g_err
                + e * (2 * fb1 * am + 2 * (1.0 - fb1) * ag + 3 * agm + np.abs(m_float))) * UP + 3 * eta
-    decayed = h.b2 * u
     dec_est = fb2 * np.abs(u_f)
     d_bound = fb2 * u_err + e * dec_est * UP + eta
-    mag = np.abs(g)
     mag_est = ag
     mag_bound = np.asarray(g_err, dtype=np.float64) + 0.0 * ag
     if variant.epsilon == "inside":
-        mag = mag + h.eps
         mag_est = ag + feps
         mag_bound = mag_bound + e * mag_est * UP + eta
     elif variant.epsilon == "inside_decay":
-        decayed = decayed + h.eps
         dec_est = dec_est + feps
         d_bound = d_bound + e * dec_est * UP + eta
-    u_new = np.maximum(decayed, mag)
-    return Moments(m_new, u_new, m_float, np.maximum(dec_est, mag_est),
-                   m_bound, np.maximum(d_bound, mag_bound))
+    return m_bound, np.maximum(dec_est, mag_est), np.maximum(d_bound, mag_bound)
 
 
 def weights(variant: Variant, h: Hyper, f: Format, mo: Moments, w_f: np.ndarray,
-            lr_t: Any, flr_t: Any, rel_lr_t: Any) -> Weights:
+            lr_t: Any, flr_t: Any, rel_lr_t: Any, inv_c: Any = 1.0) -> Weights:
     """``delta = lr_t m'/d`` (``d = u' + eps`` for ``outside``, else ``u'``), exact, and the
     bound of ``w' = w - delta``::
 
@@ -234,28 +247,53 @@ def weights(variant: Variant, h: Hyper, f: Format, mo: Moments, w_f: np.ndarray,
 
     ``lr_t``, ``flr_t``, ``rel_lr_t`` are scalars or per-element arrays (:func:`step_size`).
     """
+    den = mo.u + h.eps if variant.epsilon == "outside" else mo.u
+    delta = lr_t * (mo.m / den)
+    w_bound, _ = weight_bound(variant, h, f, mo.m_float, mo.m_bound, mo.u_est, mo.u_bound, w_f, flr_t, rel_lr_t,
+                              inv_c)
+    return Weights(delta, w_bound)
+
+
+def weight_bound(variant: Variant, h: Hyper, f: Format, m_float: np.ndarray, m_bound: np.ndarray,
+                 u_est: np.ndarray, u_bound: np.ndarray, w_f: np.ndarray, flr_t: Any,
+                 rel_lr_t: Any, inv_c: Any = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 part of :func:`weights`: ``(w_bound, delta_est)`` with ``delta_est`` =
+    ``flr_t * m_float / (u_est [+ eps])`` in float64 (within relative ``6 * 2**-53`` of the exact
+    ``delta`` where ``m_float`` is ``m'`` correctly rounded and ``u_est`` ``u'`` within one rounding).
+
+    Flush to zero: ``delta = lr * (1/c) * m' * (1/d)`` (``c = 1 - b1**t``, ``inv_c = 1/c``) may be
+    evaluated in any order, and an intermediate below the smallest normal number may flush (TF on
+    CPU, GPUs), an absolute error of ``tiny`` that the factors applied after it multiply: at most
+    ``tiny * max(1, lr_t) * inv_c * max(1, 1/d)``.  That amplification is charged only where some
+    intermediate can be that small, i.e. where ``|m'| * min(1, lr) * min(1, 1/d)`` (the smallest
+    partial product) is below twice the smallest normal number; elsewhere ``4 tiny max(1, lr_t)``."""
     e, eta = f.unit, f.tiny
     flr_t = np.asarray(flr_t, dtype=np.float64)
     if variant.epsilon == "outside":
-        den = mo.u + h.eps
-        den_est = mo.u_est + float(h.eps)
-        den_bound = mo.u_bound + e * den_est * UP + eta
+        den_est = u_est + float(h.eps)
+        den_bound = u_bound + e * den_est * UP + eta
     else:
-        den = mo.u
-        den_est = mo.u_est
-        den_bound = mo.u_bound
-    delta = lr_t * (mo.m / den)
+        den_est = u_est
+        den_bound = u_bound
     den_lo = den_est * DOWN
     rel_den = np.where(den_bound < den_lo, den_bound / (den_lo - den_bound) * UP, np.inf)
     quot = np.where(den_lo > 0, flr_t / den_lo * UP, np.inf)
-    delta_est = flr_t * mo.m_float / den_est
+    delta_est = flr_t * m_float / den_est
     adelta = np.abs(delta_est) * UP
     rel = np.nan_to_num(rel_lr_t + rel_den + 3 * e, nan=np.inf)
-    carried = np.where(mo.m_bound > 0, quot * mo.m_bound, 0.0)
+    carried = np.where(m_bound > 0, quot * m_bound, 0.0)
+    inv_c = np.asarray(inv_c, dtype=np.float64)
+    den_hi = (den_est * UP + den_bound) * UP
+    smallest = (np.abs(m_float) + m_bound) * UP * np.minimum(1.0, flr_t / inv_c) * np.where(
+        den_hi > 0, np.minimum(1.0, 1.0 / den_hi), 1.0)
+    amp = np.where(smallest < 2 * eta, inv_c * np.where(den_lo > 0, np.maximum(1.0, 1.0 / den_lo), np.inf), 1.0)
     delta_bound = (carried + np.where(adelta > 0, adelta * rel, 0.0)
-                   + 4 * eta * np.maximum(1.0, flr_t))
+                   + 4 * eta * np.maximum(1.0, flr_t) * amp)
     aw_new = np.abs(w_f - delta_est) * UP + _F64 * 2 * (np.abs(w_f) + adelta)
-    return Weights(delta, SAFETY * UP * (delta_bound + e * aw_new + eta))
+    # A denominator whose error bound reaches its value may be 0 in a correct target (u + eps
+    # underflowing, float16): delta may then be inf or 0/0, so nothing bounds w'.
+    vanish = ~(den_bound < den_lo)
+    return np.where(vanish, np.inf, SAFETY * UP * (delta_bound + e * aw_new + eta)), delta_est
 
 
 def reference_step(*args: object, **kwargs: object) -> StepOut:
@@ -291,7 +329,8 @@ def _reference_step(
     wf, gf, mf, uf = (exact.to_float(x) for x in flat)
     lr_t, flr_t, rel = step_size(variant, s.lr, s.b1, float(s.t), f, lr_err=s.lr_err, t_err=s.t_err)  # type: ignore[arg-type]
     mo = moments(variant, h, f, flat[1], gf, flat[2], mf, flat[3], uf, g_err=errs[0], m_err=errs[1], u_err=errs[2])
-    wt = weights(variant, h, f, mo, wf, lr_t, flr_t, rel)
+    c = 1.0 - float(s.b1) ** float(s.t) if variant.bias_correction else 1.0  # type: ignore[arg-type]
+    wt = weights(variant, h, f, mo, wf, lr_t, flr_t, rel, 1.0 / c if c > 0 else math.inf)
     obj = lambda x: np.asarray(x, dtype=object).reshape(shape)  # noqa: E731
     return StepOut(
         w=obj(flat[0] - wt.delta), m=obj(mo.m), u=obj(mo.u),

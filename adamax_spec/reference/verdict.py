@@ -118,10 +118,12 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     if b1_bias != keras3["beta_1"]:
         keras3["_b1_bias"] = b1_bias
     cands["float32 learning rate and bias-correction beta_1, rest in dtype"] = keras3
-    # torch.optim.Adamax: beta_2 and epsilon become tensor-dtype scalars, the lerp weight is
-    # (1 - beta_1) rounded once, and lr / (1 - beta_1**t) is formed from Python doubles.
-    cands["beta_2 and epsilon in dtype, rest as passed"] = {
-        **base, "beta_2": float(round_to(base["beta_2"], dtype)), "epsilon": float(round_to(base["epsilon"], dtype))}
+    # torch.optim.Adamax: beta_2 and epsilon become scalars of the op's compute type (the dtype;
+    # float32 for float16/bfloat16 tensors on CPU, "opmath"), the lerp weight is (1 - beta_1)
+    # rounded once, and lr / (1 - beta_1**t) is formed from Python doubles.
+    opmath = "float32" if dtype in ("float16", "bfloat16") else dtype
+    cands["beta_2 and epsilon in the compute type, rest as passed"] = {
+        **base, "beta_2": float(round_to(base["beta_2"], opmath)), "epsilon": float(round_to(base["epsilon"], opmath))}
     seen: dict[str, dict[str, Any]] = {}
     for name, c in cands.items():
         if c not in seen.values():
@@ -448,7 +450,7 @@ class _Segment:
     w_act: np.ndarray
     m_act: np.ndarray | None
     u_act: np.ndarray | None
-    lr: tuple[Any, float, float]
+    lr: tuple[Any, float, float, float]
     mo: Moments | None = None
 
 
@@ -479,6 +481,9 @@ def _ratio(diff: np.ndarray, bound: np.ndarray, actual: np.ndarray, expected_is_
     # A NaN where a number is due, or a number where NaN is due, is off by any bound; both NaN
     # agree; a NaN difference otherwise means the same infinity on both sides, which agrees.
     ratio = np.where(act_nan != expected_is_nan, np.inf, ratio)
+    # An infinite bound says a correct target's rounding may reach a zero denominator (u + eps
+    # underflowing to 0 in float16, say): 0/0 = NaN is then one of the results it may give.
+    ratio = np.where(act_nan & ~expected_is_nan & np.isinf(bound), 0.0, ratio)
     return np.where(np.isnan(ratio), 0.0, ratio)
 
 
@@ -505,7 +510,9 @@ def _judge_one(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Va
             lr_val, lr_err = interp["learning_rate"], 0.0
         t_used = float(round_to(t, dtype)) if interp.get("_round_t") else float(t)
         b1_bias = exact.num(interp["_b1_bias"]) if "_b1_bias" in interp else h.b1
-        lr = step_size(v, exact.num(lr_val), b1_bias, t_used, f, lr_err=lr_err, t_err=abs(t_used - t))
+        lr3 = step_size(v, exact.num(lr_val), b1_bias, t_used, f, lr_err=lr_err, t_err=abs(t_used - t))
+        c = 1.0 - float(b1_bias) ** t_used if v.bias_correction else 1.0
+        lr = (*lr3, 1.0 / c if c > 0 else math.inf)  # (lr_t, float lr_t, rel, 1/c): 1/c for the FTZ term
         w_now = obs.w[k]
         seen = {q: obs.state(q, k) for q in ("m", "u")}
         for i in range(n):
@@ -585,6 +592,7 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
     lr_t = cat(lambda s: s.lr[0])
     flr_t = cat(lambda s: np.float64(s.lr[1]))
     rel = cat(lambda s: np.float64(s.lr[2]))
+    inv_c = cat(lambda s: np.float64(s.lr[3]))
     w_old, w_act = cat(lambda s: s.w_old), cat(lambda s: s.w_act)
     step = cat(lambda s: np.int64(s.step))
     param = cat(lambda s: np.int64(s.param))
@@ -611,12 +619,13 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
                    u_err=pc(lambda s: np.float64(s.u_err) if np.ndim(s.u_err) == 0 else s.u_err))
         if screen and len(todo) == len(segs) and set(acts) == {"m", "u"} and w_old.size >= SCREEN_MIN:
             keep = _certify(found, v, h, f, ins, flr_t, rel, w_old, w_act, acts["m"][1], acts["u"][1],
-                            step, param, flat)
+                            step, param, flat, inv_c=inv_c)
             if keep is not None:
                 if not keep.size:
                     return
                 ins = {k: x[keep] for k, x in ins.items()}
                 lr_t, flr_t, rel, w_old, w_act = lr_t[keep], flr_t[keep], rel[keep], w_old[keep], w_act[keep]
+                inv_c = inv_c[keep]
                 step, param, flat = step[keep], param[keep], flat[keep]
                 acts = {q: (slice(None), act[keep]) for q, (_, act) in acts.items()}
         mo = moments(v, h, f, ins["g"], ins["g_f"], ins["m"], ins["m_f"], ins["u"], ins["u_f"],
@@ -633,12 +642,14 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
     wmo, w_idx = allmo, (step, param, flat)
     if screen and len(todo) != len(segs) and w_old.size >= SCREEN_MIN:
         # the state was carried exactly (hidden): settle the w comparisons that float64 decides
-        keep = _certify_w(found, v, h, f, allmo, cat(lambda s: s.u_f), flr_t, rel, w_old, w_act, step, param, flat)
+        keep = _certify_w(found, v, h, f, allmo, cat(lambda s: s.u_f), flr_t, rel, w_old, w_act, step, param, flat,
+                          inv_c=inv_c)
         if keep is not None:
             wmo = Moments(**{fld: getattr(allmo, fld)[keep] for fld in Moments.__dataclass_fields__})
             lr_t, flr_t, rel, w_old, w_act = lr_t[keep], flr_t[keep], rel[keep], w_old[keep], w_act[keep]
+            inv_c = inv_c[keep]
             w_idx = (step[keep], param[keep], flat[keep])
-    wt = weights(v, h, f, wmo, w_old, lr_t, flr_t, rel)
+    wt = weights(v, h, f, wmo, w_old, lr_t, flr_t, rel, inv_c)
     # w: actual - (w_old - delta) = (w_act - w_old) + delta; the float64 difference and its exact
     # rounding error (TwoSum) are exact, so only the sum with delta rounds (at 256 bits).
     s = w_act - w_old
@@ -674,7 +685,7 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
 
 def _certify(found: _Found, v: Variant, h: Hyper, f: Format, ins: dict[str, np.ndarray], flr_t: np.ndarray,
              rel: np.ndarray, w_old: np.ndarray, w_act: np.ndarray, m_act: np.ndarray, u_act: np.ndarray,
-             step: np.ndarray, param: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
+             step: np.ndarray, param: np.ndarray, flat: np.ndarray, *, inv_c: Any = 1.0) -> np.ndarray | None:
     """Settle in float64 the comparisons that provably cannot be a failure nor the worst one.
 
     For each element (teacher forced, every input a float64 value) :mod:`.eft` gives ``m'`` correctly
@@ -694,7 +705,7 @@ def _certify(found: _Found, v: Variant, h: Hyper, f: Format, ins: dict[str, np.n
     sc = eft.moments(v.epsilon, fb1, float(omb1[0]), fb2, feps, g_f, m_f, u_f)
     m_bound, u_est, u_bound = moment_bounds(v, h, f, g_f, m_f, u_f, sc.m_float, g_err=ins["g_err"],
                                             m_err=ins["m_err"], u_err=ins["u_err"])
-    w_bound, delta_est = weight_bound(v, h, f, sc.m_float, m_bound, u_est, u_bound, w_old, flr_t, rel)
+    w_bound, delta_est = weight_bound(v, h, f, sc.m_float, m_bound, u_est, u_bound, w_old, flr_t, rel, inv_c)
     m_bnd, u_bnd = SAFETY * m_bound, SAFETY * u_bound
     s, err = eft.two_sum(w_act, -w_old)
     # delta_est = fl(fl(flr_t m_float) / fl(u_est [+ eps])): six roundings of relative U at most
@@ -729,7 +740,7 @@ def _certify(found: _Found, v: Variant, h: Hyper, f: Format, ins: dict[str, np.n
 
 def _certify_w(found: _Found, v: Variant, h: Hyper, f: Format, mo: Moments, u_f: np.ndarray, flr_t: np.ndarray,
                rel: np.ndarray, w_old: np.ndarray, w_act: np.ndarray, step: np.ndarray, param: np.ndarray,
-               flat: np.ndarray) -> np.ndarray | None:
+               flat: np.ndarray, *, inv_c: Any = 1.0) -> np.ndarray | None:
     """:func:`_certify` for the ``w`` comparisons alone, where the state is carried exactly: ``m'``
     is known exactly, so ``mo.m_float`` is correctly rounded and the bound is the exact path's own;
     ``delta_est`` is within ``10 U |delta_est|`` of the exact ``delta`` (seven roundings: ``lr_t``,
@@ -739,7 +750,8 @@ def _certify_w(found: _Found, v: Variant, h: Hyper, f: Format, mo: Moments, u_f:
     fb2, feps = float(h.b2), float(h.eps)
     if v.epsilon not in ("outside", "inside", "none") or not feps >= 0 or not fb2 >= 0:
         return None
-    w_bound, delta_est = weight_bound(v, h, f, mo.m_float, mo.m_bound, mo.u_est, mo.u_bound, w_old, flr_t, rel)
+    w_bound, delta_est = weight_bound(v, h, f, mo.m_float, mo.m_bound, mo.u_est, mo.u_bound, w_old, flr_t, rel,
+                                      inv_c)
     s, err = eft.two_sum(w_act, -w_old)
     lo, hi = eft.diff_interval([s, delta_est, err], 10 * eft.U * np.abs(delta_est))
     ok = (u_f >= 0) & eft.in_range(w_old, w_act, s, delta_est, mo.m_float, mo.u_est, flr_t, flr_t * mo.m_float,
