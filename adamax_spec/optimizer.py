@@ -156,20 +156,25 @@ class Adamax:
         if not pairs:
             return
         grads = [g for g, _ in pairs]
-        # A leaf that requires grad (torch) refuses in-place writes; its detached view shares storage.
-        params = [v.detach() if getattr(v, "requires_grad", False) else v for _, v in pairs]
-        for i, v in enumerate(params):
-            if not _writeable(v):
-                raise TypeError(
-                    f"variable {i} ({type(v).__name__}) cannot be written in place; "
-                    "use Adamax.apply(params, grads), which returns new arrays"
-                )
+        # A fast path may prove all variables writable at once and reuse its detached views (torch).
+        params = _fast_targets([v for _, v in pairs], self._fast_cache) if self.fast else None
+        if params is None:
+            # A leaf that requires grad (torch) refuses in-place writes; its detached view shares storage.
+            params = [v.detach() if getattr(v, "requires_grad", False) else v for _, v in pairs]
+            for i, v in enumerate(params):
+                if not _writeable(v):
+                    raise TypeError(
+                        f"variable {i} ({type(v).__name__}) cannot be written in place; "
+                        "use Adamax.apply(params, grads), which returns new arrays"
+                    )
         new_params, new_state = self._step(params, grads, write_rows=_write_rows_in_place)
         for old, new, g in zip(params, new_params, grads, strict=True):
             if g is not None and new is not old:
                 old[...] = new
         if self._state is not None:
             for olds, news in ((self._state.m, new_state.m), (self._state.u, new_state.u)):
+                if olds is news:        # a fast path updated these very arrays in place
+                    continue
                 for old, new in zip(olds, news, strict=True):
                     if new is not old and _writeable(old):
                         old[...] = new
@@ -181,7 +186,7 @@ class Adamax:
         state = self._state if self._state is not None else core.init(params)
         if not state.m and params:  # a step count restored before any moments existed
             state = core.init(params)._replace(iterations=state.iterations)
-        if not (self.fast and _fast_check(params, grads, state)):
+        if not (self.fast and _fast_check(params, grads, state, self._fast_cache)):
             check_step(params, grads, state)
         if self._hyper.global_clipnorm is not None:
             check_same_grad_dtypes(grads)
@@ -277,14 +282,27 @@ def _fast_step(params: list[Any], grads: list[Any], state: AdamaxState, hyper: H
     return result
 
 
-def _fast_check(params: list[Any], grads: list[Any], state: AdamaxState) -> bool:
+def _fast_check(params: list[Any], grads: list[Any], state: AdamaxState, cache: dict[str, Any]) -> bool:
     """``True`` if a fast path's cheap check proves that ``check_step`` would accept these arguments.
 
     ``False`` means "not proven" (``check_step`` then runs and raises where it must).
     """
     import importlib
 
-    return bool(importlib.import_module("adamax_spec.backends.dispatch").accepts(params, grads, state))
+    return bool(importlib.import_module("adamax_spec.backends.dispatch").accepts(params, grads, state,
+                                                                                cache=cache))
+
+
+def _fast_targets(variables: list[Any], cache: dict[str, Any]) -> list[Any] | None:
+    """The arrays ``apply_gradients`` writes for ``variables`` if a fast path proves them all writable.
+
+    ``None`` means "not proven": the caller detaches and checks each variable itself.
+    """
+    import importlib
+
+    result: list[Any] | None = importlib.import_module("adamax_spec.backends.dispatch").in_place_targets(
+        variables, cache)
+    return result
 
 
 def _writeable(x: Any) -> bool:

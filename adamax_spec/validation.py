@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from ._xp import device, namespace
@@ -115,6 +116,8 @@ def check_pairs(grads_and_vars: Any) -> list[tuple[Any, Any]]:
         pairs = list(grads_and_vars)
     except TypeError as e:
         raise TypeError(f"grads_and_vars must be an iterable of (grad, var) pairs, got {grads_and_vars!r}") from e
+    if set(map(type, pairs)) <= {tuple} and set(map(len, pairs)) <= {2}:
+        return pairs                    # the common case, checked without a Python loop
     for i, pair in enumerate(pairs):
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise TypeError(f"grads_and_vars[{i}] must be a (grad, var) pair, got {type(pair).__name__} {pair!r:.80}")
@@ -158,6 +161,8 @@ def check_state_dict(state: Any) -> tuple[int, list[Any], list[Any]]:
 
 def check_params(params: Sequence[Any]) -> None:
     """Every parameter is an array (checked before moments are allocated for them)."""
+    if all(map(hasattr, params, repeat("shape"))) and all(map(hasattr, params, repeat("dtype"))):
+        return
     for i, w in enumerate(params):
         if not hasattr(w, "shape") or not hasattr(w, "dtype"):
             raise TypeError(f"params[{i}] must be an array, got {type(w).__name__}")

@@ -22,7 +22,8 @@ Implementations (each peer imported lazily, skipped with a note when missing):
                            rows.  Without numba: three ``np.copyto`` calls (single thread,
                            a weaker bound; noted).
 ``adamax_spec[numpy]``     :func:`adamax_spec.backends.numpy_backend.dense_step_inplace`
-                           (many-small: ``dense_step_many_inplace`` with a cached ``ManyPlan``).
+                           (many-small: ``dense_step_many_inplace`` with a cached ``ManyPlan``;
+                           sparse: ``coalesce_rows_numpy`` + ``sparse_step_inplace``).
 ``adamax_spec[numpy,no-plan]``  many-small only: no cached plan (validates every array).
 ``adamax_spec[numpy-fallback]`` the same with ``impl="numpy"`` (blocked in-place ufuncs).
 ``adamax_spec.Adamax``     the library's optimizer object on NumPy arrays
@@ -308,7 +309,7 @@ def _ours_torch(sizes: list[int], threads: int) -> tuple[Step, str]:
     def step() -> None:
         opt.apply_gradients(pairs)
 
-    return step, "Adamax().apply_gradients on torch CPU Parameters (zero-copy views, numba kernel)"
+    return step, "Adamax().apply_gradients on torch CPU Parameters (cached data pointers, numba kernel)"
 
 
 def _ours_jax(sizes: list[int]) -> tuple[Step, str]:
@@ -411,16 +412,14 @@ def _gather_scatter(tables: list[Any], touched: Any, dim: int) -> tuple[Step, st
 
 
 def _sparse_kernel(tables: list[Any], indices: Any, values: Any, threads: int) -> tuple[Step, str]:
-    from adamax_spec.sparse import coalesce_rows
-
     w, m, u = tables
     kw = _scalars()
 
     def step() -> None:
-        rows, summed = coalesce_rows(indices, values)
+        rows, summed = nb.coalesce_rows_numpy(indices, values)
         nb.sparse_step_inplace(w, rows, summed, m, u, beta_1=F32(B1), threads=threads, **kw)
 
-    return step, "coalesce_rows + sparse_step_inplace (rows updated where they lie)"
+    return step, "coalesce_rows_numpy + sparse_step_inplace (rows updated where they lie)"
 
 
 def _library_dense_table(w: Any) -> tuple[Step, str]:

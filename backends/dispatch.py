@@ -26,8 +26,9 @@ library    in place?    fast path
 =========  ===========  ===========================================================
 numpy      yes          :mod:`.numpy_apply`: one fused numba pass over all dense
                         tensors of a dtype, a row kernel for lazy sparse rows
-torch      yes          :mod:`.torch_backend`: CPU tensors through zero-copy NumPy
-                        views and the same kernels; CUDA (and ``requires_grad`` or
+torch      yes          :mod:`.torch_backend`: CPU tensors by data pointers cached on
+                        the parameter list (or zero-copy NumPy views) into the same
+                        kernels; CUDA (and ``requires_grad`` or
                         bfloat16) tensors through ``torch._foreach_*`` ops
 jax        no           :mod:`.jax_backend`: the step ``jax.jit``-compiled
 cupy       yes          :mod:`.cupy_backend`: one fused ``ElementwiseKernel``
@@ -40,7 +41,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["REGISTRY", "fast_step", "library_of"]
+__all__ = ["REGISTRY", "accepts", "fast_step", "in_place_targets", "library_of"]
 
 #: (library, in place) -> module with ``step(params, grads, state, hyper, *, cache)``
 REGISTRY: dict[tuple[str, bool], str] = {
@@ -72,7 +73,8 @@ def fast_step(
 
     ``in_place``: the caller wants ``params`` and the state's arrays updated in place
     (``apply_gradients``); otherwise new arrays (``apply``) and inputs left untouched.
-    ``cache``: a dict the caller keeps between steps (plans, compiled functions).
+    ``cache``: a dict the caller keeps between steps (plans, compiled functions); the
+    backend gets the part of it that belongs to its library.
     Arguments must already be validated (:func:`adamax_spec.validation.check_step`).
     """
     if not params:
@@ -82,15 +84,17 @@ def fast_step(
     if name is None:
         return None
     module = importlib.import_module(name)
-    result: tuple[list[Any], Any] | None = module.step(
-        params, grads, state, hyper, cache=cache.setdefault(f"{lib}:{in_place}", {}))
+    result: tuple[list[Any], Any] | None = module.step(params, grads, state, hyper, cache=_cache_of(lib, cache))
     return result
 
 
-def accepts(params: Sequence[Any], grads: Sequence[Any], state: Any) -> bool:
+def accepts(params: Sequence[Any], grads: Sequence[Any], state: Any, *,
+            cache: dict[str, Any] | None = None) -> bool:
     """``True`` if a fast path proves cheaply that :func:`~adamax_spec.validation.check_step`
     would accept these arguments (for a thousand small tensors the generic check costs
     more than the step); ``False`` means "not proven": the caller then runs the full check.
+    ``cache``: the dict :func:`fast_step` gets (a backend may keep what it proved about
+    arrays that are the same objects as last step).
     """
     if not params:
         return False
@@ -99,4 +103,35 @@ def accepts(params: Sequence[Any], grads: Sequence[Any], state: Any) -> bool:
     if name is None:
         return False
     check = getattr(importlib.import_module(name), "accepts", None)
-    return bool(check(params, grads, state)) if check is not None else False
+    if check is None:
+        return False
+    return bool(check(params, grads, state, cache=None if cache is None else _cache_of(lib, cache)))
+
+
+def in_place_targets(variables: Sequence[Any], cache: dict[str, Any]) -> list[Any] | None:
+    """The arrays ``Adamax.apply_gradients`` writes in place for ``variables``, or ``None``.
+
+    A fast path that proves every variable writable in one pass returns them (for torch:
+    the detached tensors, the same objects from step to step while the parameters keep
+    their storage, shape and dtype, so later per-tensor work can be cached on identity).
+    ``None`` means "not proven": the caller detaches and checks each variable itself,
+    and raises where it must.
+    """
+    if not variables:
+        return None
+    lib = library_of(variables[0])
+    name = REGISTRY.get((lib, True))
+    if name is None:
+        return None
+    targets = getattr(importlib.import_module(name), "in_place_targets", None)
+    if targets is None:
+        return None
+    result: list[Any] | None = targets(variables, _cache_of(lib, cache))
+    return result
+
+
+def _cache_of(lib: str, cache: dict[str, Any]) -> dict[str, Any]:
+    """The part of the optimizer's cache that belongs to one library's backend module
+    (its ``in_place_targets``, ``accepts`` and ``step`` share it; each library has one module)."""
+    sub: dict[str, Any] = cache.setdefault(lib, {})
+    return sub

@@ -8,8 +8,9 @@ For writable, C-contiguous NumPy parameters and moments this computes exactly wh
   ``m += (g - m)*(1 - b1)``; ``u = max(b2*u, |g|)`` (profile's epsilon and NaN rule);
   ``w -= lr_t * m/(u + eps)``, by :func:`.numpy_backend.dense_step_many_inplace`, one
   fused pass over all tensors of a dtype (numba; blocked in-place ufuncs without it);
-* lazy sparse gradients: duplicates summed by :func:`adamax_spec.sparse.coalesce_rows`
-  (cost proportional to the index entries), then ``m = m*b1 + g*(1 - b1)`` and the rest
+* lazy sparse gradients: duplicates summed by :func:`.numpy_backend.coalesce_rows_numpy`
+  (the bits of :func:`adamax_spec.sparse.coalesce_rows`: one sort of the indices and one
+  pass over the index entries), then ``m = m*b1 + g*(1 - b1)`` and the rest
   on the named rows only, by :func:`.numpy_backend.sparse_step_inplace`.
 
 Every array is checked before anything is written; :func:`step` returns ``None``
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -31,7 +33,7 @@ from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
 
 from . import numpy_backend as nb
 
-__all__ = ["DenseGroup", "SparseUpdate", "accepts", "prepare", "step"]
+__all__ = ["DenseGroup", "SparseUpdate", "accepts", "in_place_targets", "prepare", "step"]
 
 Scalars = tuple[Any, Any, Any, Any, Any]      # lr_t, b1, 1 - b1, b2, eps in dtype D
 
@@ -58,7 +60,19 @@ def scalars_of(s: StepScalars, to_host: Callable[[Any], Any] = lambda x: x) -> S
     return lr_t, b1, omb1, b2, eps
 
 
-def accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> bool:
+def in_place_targets(variables: Sequence[Any], cache: dict[str, Any]) -> list[Any] | None:
+    """``variables`` if every one is a plain writable ``ndarray`` (what ``Adamax.apply_gradients``
+    checks one by one), else ``None`` (the caller checks each and raises where it must)."""
+    if set(map(type, variables)) <= {np.ndarray} and all(map(_writeable, variables)):
+        return list(variables)
+    return None
+
+
+_writeable = operator.attrgetter("flags.writeable")
+
+
+def accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, *,
+            cache: dict[str, Any] | None = None) -> bool:
     """``True`` only if :func:`adamax_spec.validation.check_step` certainly accepts these:
     plain float16/32/64 ``ndarray`` parameters, moments and dense gradients (or ``None``) of
     matching shape and dtype, and at least one gradient.  Anything else (sparse gradients
@@ -92,10 +106,16 @@ _shape = operator.attrgetter("shape")
 def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
     """One in-place step on NumPy arrays, or ``None`` (nothing changed) if not possible."""
-    live = [i for i, g in enumerate(grads) if g is not None]
-    kinds = set(map(type, (grads[i] for i in live)))
-    arrays = [params[i] for i in live] + [state.m[i] for i in live] + [state.u[i] for i in live]
-    if not set(map(type, arrays)) <= {np.ndarray} or not kinds <= {np.ndarray, IndexedSlices}:
+    if all(map(operator.is_not, grads, repeat(None))):      # every gradient present: no index lists
+        live: Sequence[int] = range(len(grads))
+        kinds = set(map(type, grads))
+        types = set(map(type, params)) | set(map(type, state.m)) | set(map(type, state.u))
+    else:
+        live = [i for i, g in enumerate(grads) if g is not None]
+        kinds = set(map(type, (grads[i] for i in live)))
+        types = set(map(type, [params[i] for i in live] + [state.m[i] for i in live]
+                        + [state.u[i] for i in live]))
+    if not types <= {np.ndarray} or not kinds <= {np.ndarray, IndexedSlices}:
         return None
     if IndexedSlices in kinds and any(type(grads[i].values) is not np.ndarray for i in live
                                       if isinstance(grads[i], IndexedSlices)):
@@ -106,24 +126,26 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
     lr = learning_rate_at(hyper, state.iterations)
     t = state.iterations + 1
     scalars: dict[np.dtype[Any], Scalars] = {}
-    for i in live:
-        d = params[i].dtype
-        if d not in scalars:
-            scalars[d] = scalars_of(step_scalars(hyper, lr, t, params[i]))
+    ws = list(params) if isinstance(live, range) else [params[i] for i in live]
+    for d, w in dict(zip(map(_dtype, ws), ws, strict=True)).items():      # a parameter of each dtype
+        scalars[d] = scalars_of(step_scalars(hyper, lr, t, w))
     groups: dict[np.dtype[Any], DenseGroup] = {}
     sparse: list[SparseUpdate] = []
     if len(scalars) == 1 and IndexedSlices not in kinds:       # the common case, without a loop
         group = groups[next(iter(scalars))] = DenseGroup()
-        group.ws = [params[i] for i in live]
-        group.gs = [grads[i] for i in live]
-        group.ms = [state.m[i] for i in live]
-        group.us = [state.u[i] for i in live]
+        if isinstance(live, range):
+            group.ws, group.gs, group.ms, group.us = ws, grads, list(state.m), list(state.u)
+        else:
+            group.ws = ws
+            group.gs = [grads[i] for i in live]
+            group.ms = [state.m[i] for i in live]
+            group.us = [state.u[i] for i in live]
     else:
         for i in live:
             w, g, m, u = params[i], grads[i], state.m[i], state.u[i]
             if isinstance(g, IndexedSlices):
                 if profile.sparse == "lazy":
-                    rows, values = coalesce_rows(g.indices, g.values)
+                    rows, values = _coalesce(g.indices, g.values)
                     sparse.append((w, rows, values, m, u))
                     continue
                 g = densify(g, w)
@@ -140,6 +162,15 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
         return None
     run()
     return list(params), AdamaxState(t, state.m, state.u)
+
+
+def _coalesce(indices: Any, values: Any) -> tuple[Any, Any]:
+    """:func:`.numpy_backend.coalesce_rows_numpy` (same bits as the generic
+    :func:`~adamax_spec.sparse.coalesce_rows`, one sort and one pass), or the generic one."""
+    try:
+        return nb.coalesce_rows_numpy(indices, values)
+    except nb.UnsupportedArrays:
+        return coalesce_rows(indices, values)
 
 
 def prepare(groups: dict[np.dtype[Any], DenseGroup], sparse: Sequence[SparseUpdate],

@@ -55,8 +55,10 @@ __all__ = [
     "FLOAT_DTYPES",
     "ManyPlan",
     "UnsupportedArrays",
+    "coalesce_rows_numpy",
     "dense_step_inplace",
     "dense_step_many_inplace",
+    "dense_step_planned",
     "numba_available",
     "prepare_sparse",
     "select_impl",
@@ -230,6 +232,7 @@ def _load_numba() -> Any:
 _span_jit: Any = None
 _many_body_jit: Any = None
 _sparse_rows_jit: Any = None
+_coalesce_span_jit: Any = None
 _prange: Any = range
 _carray: Any = None
 _address_as_pointer: Any = None
@@ -391,6 +394,41 @@ def _sparse_parallel(w: Any, vals: Any, m: Any, u: Any, rows: Any, lr_t: Any, b1
                          lr_t, b1, omb1, b2, eps, eps_mode, tie)
 
 
+def _coalesce_span(values: Any, order: Any, starts: Any, counts: Any, max_count: int, zero: Any,
+                   out: Any, lo: int, hi: int) -> bool:  # pragma: no cover - numba
+    # out[s] = values[order[starts[s]]] + values[order[starts[s] + 1]] + ... (left to right),
+    # then + zero once if the row has fewer than max_count entries (coalesce_rows's padding).
+    # Returns whether a summed row held a NaN (then the caller recomputes: see coalesce_rows_numpy).
+    dim = values.shape[1]
+    nan = False
+    for s in range(lo, hi):
+        b = starts[s]
+        c = counts[s]
+        first = order[b]
+        for j in range(dim):
+            acc = values[first, j]
+            nan |= acc != acc
+            for r in range(1, c):
+                x = values[order[b + r], j]
+                nan |= x != x
+                acc = acc + x
+            if c < max_count:
+                acc = acc + zero
+            out[s, j] = acc
+    return nan
+
+
+def _coalesce_sum(values: Any, order: Any, starts: Any, counts: Any, max_count: int, zero: Any,
+                  out: Any, chunk: int) -> bool:  # pragma: no cover - numba
+    n = starts.size
+    nchunks = (n + chunk - 1) // chunk
+    nans = np.zeros(nchunks, np.bool_)
+    for c in _prange(nchunks):
+        nans[c] = _coalesce_span_jit(values, order, starts, counts, max_count, zero, out,
+                                     c * chunk, min(n, (c + 1) * chunk))
+    return bool(nans.any())
+
+
 def _build_kernels(numba: Any) -> None:
     """Compile-on-first-call wrappers for the kernels; sets module globals they reference.
 
@@ -440,6 +478,8 @@ def _build_kernels(numba: Any) -> None:
     g["_sparse_rows_jit"] = numba.njit(inline="always", **opts)(_sparse_rows)
     _numba_state["sparse_serial"] = numba.njit(**opts)(_sparse_serial)
     _numba_state["sparse_parallel"] = numba.njit(parallel=True, **opts)(_sparse_parallel)
+    g["_coalesce_span_jit"] = numba.njit(inline="always", **opts)(_coalesce_span)
+    _numba_state["coalesce_sum"] = numba.njit(parallel=True, **opts)(_coalesce_sum)
 
 
 def select_impl(
@@ -704,6 +744,8 @@ class ManyPlan:
         self.units: np.ndarray[Any, Any] = np.zeros(1, np.intp)
         self.total = 0
         self._like: np.ndarray[Any, Any] | None = None
+        self._size_list: list[int] | None = None     # the sizes prepare_pointers last built for
+        self._disjoint_checked = False                # prepare_pointers checked self._ptrs
 
     # -- chunk table -----------------------------------------------------------------
     def _build_table(self, sizes: Sequence[int]) -> None:
@@ -741,12 +783,14 @@ class ManyPlan:
         ]
         if not any(changed) or n == 0:
             return
+        self._disjoint_checked = False
         if changed[0]:
             self._lists = [None] * 4
             changed = [True] * 4
             self.dtype = _check_array("ws[0]", ws[0], None, None, True).dtype
             self.shapes = list(map(operator.attrgetter("shape"), ws))
             self.sizes = np.fromiter(map(operator.attrgetter("size"), ws), np.intp, count=n)
+            self._size_list = None
             self._build_table(self.sizes.tolist())
             self._like = np.empty(0, self.dtype)
             self._ptrs = np.zeros((4, n), dtype=np.intp)
@@ -763,10 +807,47 @@ class ManyPlan:
             if changed[r]:
                 self._lists[r] = tuple(lst)
 
-    def _check_disjoint(self) -> None:
-        assert self._ptrs is not None and self.shapes is not None and self.dtype is not None
+    def prepare_pointers(self, dtype: Any, sizes: Sequence[int], ptrs: np.ndarray[Any, Any]) -> None:
+        """Take raw data pointers in place of arrays (zero-copy buffers of another library).
+
+        ``ptrs[r, i]`` (``r``: w, g, m, u) is the address of ``sizes[i]`` C-contiguous
+        elements of ``dtype``, rows 0, 2 and 3 writable, all kept alive by the caller
+        until the step has run: the caller validated that much.  This checks alignment
+        and that no two spans overlap (:class:`UnsupportedArrays` otherwise); the chunk
+        table is rebuilt only when ``dtype`` or ``sizes`` changed.
+        """
+        dt = np.dtype(dtype)
+        if dt not in FLOAT_DTYPES:
+            raise UnsupportedArrays(f"dtype {dt} is not float16, float32 or float64")
+        n = len(sizes)
+        ptrs = np.asarray(ptrs, dtype=np.intp)
+        if ptrs.shape != (4, n):
+            raise UnsupportedArrays(f"ptrs must have shape (4, {n}), got {ptrs.shape}")
+        if self.dtype != dt or self.shapes is None or self._size_list != sizes:
+            self._lists = [None] * 4
+            self._disjoint_checked = False
+            self.dtype = dt
+            self._size_list = list(sizes)
+            self.sizes = np.asarray(sizes, dtype=np.intp).reshape(n)
+            self.shapes = [(int(k),) for k in self.sizes]
+            self._build_table(self.sizes.tolist())
+            self._like = np.empty(0, dt)
+        if np.any((ptrs % dt.itemsize != 0) & (self.sizes > 0)):
+            raise UnsupportedArrays("a buffer is not aligned to its dtype")
+        self._lists = [None] * 4
+        if self._ptrs is not None and self._ptrs.shape == ptrs.shape and np.array_equal(self._ptrs, ptrs) \
+                and self._disjoint_checked:
+            return                          # the same spans as last call: already checked
+        self._ptrs = None
+        self._check_disjoint(ptrs)
+        self._ptrs = ptrs.copy()
+        self._disjoint_checked = True
+
+    def _check_disjoint(self, ptrs: np.ndarray[Any, Any] | None = None) -> None:
+        ptrs = self._ptrs if ptrs is None else ptrs
+        assert ptrs is not None and self.shapes is not None and self.dtype is not None
         nbytes = self.sizes * self.dtype.itemsize
-        starts = self._ptrs.reshape(-1)
+        starts = ptrs.reshape(-1)
         ends = starts + np.tile(nbytes, 4)
         keep = np.flatnonzero(ends > starts)
         if keep.size < 2:
@@ -855,16 +936,51 @@ def dense_step_many_inplace(
     s_eps = _scalar("eps", eps, dtype)
     if plan.total == 0:
         return
-    if chosen == "numpy":
-        tmp = _Blocks(dtype, max(a.size for a in ws))
-        with np.errstate(all="ignore"):
-            for w, g, m, u in zip(ws, gs, ms, us, strict=True):
-                if w.size:
-                    _numpy_blocks(w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
-                                  s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tmp)
+    if chosen == "numba":
+        _run_plan(plan, s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, threads)
         return
+    tmp = _Blocks(dtype, max(a.size for a in ws))
+    with np.errstate(all="ignore"):
+        for w, g, m, u in zip(ws, gs, ms, us, strict=True):
+            if w.size:
+                _numpy_blocks(w.reshape(-1), g.reshape(-1), m.reshape(-1), u.reshape(-1),
+                              s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tmp)
+
+
+def dense_step_planned(
+    plan: ManyPlan,
+    *,
+    lr_t: Any,
+    one_minus_b1: Any,
+    b2: Any,
+    eps: Any,
+    epsilon: str = "outside",
+    nan_in_max: str = "keep_decayed",
+    threads: int | None = None,
+) -> None:
+    """:func:`dense_step_many_inplace` on the buffers of ``plan`` (:meth:`ManyPlan.prepare_pointers`).
+
+    The numba kernel only: raises :class:`UnsupportedArrays` (nothing written) where
+    :func:`select_impl` would not pick it for the plan's dtype.
+    """
+    eps_mode, nan_mode = _modes(epsilon, nan_in_max, "numba")
+    threads = _check_threads(threads)
+    dtype = plan.dtype
+    if dtype is None or plan._ptrs is None:
+        raise UnsupportedArrays("the plan holds no buffers")
+    select_impl(dtype, "numba", nan_in_max=nan_in_max)
+    s = [_scalar(name, x, dtype) for name, x in (("lr_t", lr_t), ("one_minus_b1", one_minus_b1),
+                                                  ("b2", b2), ("eps", eps))]
+    if plan.total:
+        lr_s, omb1_s, b2_s, eps_s = s
+        _run_plan(plan, lr_s, omb1_s, b2_s, eps_s, eps_mode, nan_mode, threads)
+
+
+def _run_plan(plan: ManyPlan, s_lr: Any, s_omb1: Any, s_b2: Any, s_eps: Any, eps_mode: int, nan_mode: int,
+              threads: int | None) -> None:
+    assert plan.dtype is not None
     numba = _load_numba()
-    tie = _maximum_tie_rule(dtype) or 0
+    tie = _maximum_tie_rule(plan.dtype) or 0
     args = (plan._ptrs, plan.spans, plan.units, plan._like,
             s_lr, s_omb1, s_b2, s_eps, eps_mode, nan_mode, tie)
     if plan.units.size <= 2 or threads == 1:
@@ -983,6 +1099,75 @@ def prepare_sparse(
             _numba_state["sparse_parallel"](*args)
 
     return run
+
+
+def coalesce_rows_numpy(indices: np.ndarray[Any, Any], values: np.ndarray[Any, Any], *,
+                        impl: Impl = "auto") -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """:func:`adamax_spec.sparse.coalesce_rows` for NumPy arrays, with the same bits.
+
+    Returns ``(rows, summed)``: the distinct indices sorted ascending, and for each the
+    sum of its rows of ``values`` in the order they occur, left to right::
+
+        summed[s] = ((v[j0] + v[j1]) + v[j2]) + ...       (+ 0.0 once if the index occurs
+                                                           fewer times than the most frequent)
+
+    which is what the generic version computes: it adds, for ``r`` up to the largest
+    multiplicity, the ``r``-th occurrence of every index, or ``+0.0`` where an index has
+    no ``r``-th occurrence (``x + 0.0`` turns ``-0.0`` into ``+0.0``; adding it again changes
+    nothing).  Without duplicates: the indices sorted and the rows gathered (stable sort).
+    The cost is one sort of the indices and one pass over ``values``: ``O(k log k + k*d)``
+    (the generic version makes one pass per multiplicity, each over all distinct rows).
+    numba sums each row left to right in one parallel loop.  That gives the generic bits
+    whenever no value is NaN: IEEE addition is commutative except for which of two NaN
+    operands comes out, and a NaN made from non-NaN operands (``inf + -inf``) is the
+    machine's one default NaN.  If a NaN is among the values (the kernel notices), float16,
+    or without numba: NumPy's ufuncs on arrays of the generic version's shapes, one pass per
+    multiplicity (NumPy's choice between two NaN operands depends on its inner loop).
+    ``impl="numpy"`` always takes that route; ``"auto"`` and ``"numba"`` use numba where it can.
+    Raises :class:`UnsupportedArrays` for anything but a 1-d integer ``indices`` and a
+    float16/32/64 ``values`` with ``len(indices)`` rows.
+    """
+    if not (isinstance(indices, np.ndarray) and indices.ndim == 1 and indices.dtype.kind in "iu"):
+        raise UnsupportedArrays("indices must be a 1-d integer numpy array")
+    if type(values) is not np.ndarray or values.dtype not in FLOAT_DTYPES or values.ndim < 1 \
+            or values.shape[0] != indices.shape[0]:
+        raise UnsupportedArrays("values must be a float16/32/64 numpy array with one row per index")
+    k = indices.shape[0]
+    order = np.argsort(indices, kind="stable")
+    ordered = indices[order]
+    if k == 0:
+        return ordered, values[order]
+    new_row = np.empty(k, np.bool_)
+    new_row[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new_row[1:])
+    starts = np.flatnonzero(new_row)
+    rows = ordered[starts]
+    if starts.size == k:
+        return ordered, values.take(order, axis=0)
+    counts = np.diff(np.append(starts, k))
+    max_count = int(counts.max())
+    zero = values.dtype.type(0.0)
+    if impl not in _IMPLS:
+        raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
+    if values.ndim > 1 and values.size and impl != "numpy" and select_impl(values.dtype) == "numba":
+        flat = np.ascontiguousarray(values.reshape(k, -1))
+        out = np.empty((starts.size, flat.shape[1]), values.dtype)
+        chunk = max(1, SPARSE_CHUNK_ELEMENTS // flat.shape[1])
+        with _launch_lock:
+            nan = _numba_state["coalesce_sum"](flat, order, starts, counts, max_count, zero, out, chunk)
+        if not nan:
+            return rows, out.reshape((starts.size, *values.shape[1:]))
+    # NumPy's own passes, shaped as coalesce_rows's: which NaN an add of two NaNs returns
+    # depends on NumPy's inner loop (operand order, SIMD body or tail), so where the values
+    # hold NaNs the same ufuncs run on arrays of the same shapes
+    total = values.take(order[starts], axis=0)
+    last = k - 1
+    with np.errstate(all="ignore"):
+        for r in range(1, max_count):
+            more = values.take(order[np.minimum(starts + r, last)], axis=0)
+            more[counts <= r] = zero
+            total = total + more
+    return rows, total
 
 
 def _numpy_sparse(w: Any, v: Any, m: Any, u: Any, rows: Any, lr_t: Any, b1: Any, omb1: Any,

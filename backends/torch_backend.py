@@ -1,6 +1,12 @@
 """The torch fast paths of ``Adamax.apply_gradients`` (imported only for torch tensors).
 
-CPU, float16/32/64, no ``requires_grad``
+CPU, float32/64, every gradient dense
+    :class:`_Plan`: the data pointers of the parameters and moments, cached on the identity
+    of the parameter list (:func:`in_place_targets`' detached tensors) and of the moment
+    tuples, and the new gradients' pointers, checked and read by C-speed passes each step,
+    go to :func:`.numpy_backend.dense_step_planned` (the fused numba pass of
+    :func:`.numpy_backend.dense_step_many_inplace`): about 1 us of Python per tensor.
+CPU, float16/32/64, no ``requires_grad`` (sparse rows, ``None`` gradients, float16)
     Zero-copy NumPy views (``Tensor.numpy()``) of the parameters, gradients and moments
     go through :mod:`.numpy_apply`: the fused numba kernels, one pass over all tensors
     of a dtype, lazy sparse rows updated where they lie.  Clipping, the learning rate
@@ -44,7 +50,7 @@ from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
 from . import numpy_apply
 from . import numpy_backend as nb
 
-__all__ = ["accepts", "foreach_update", "step"]
+__all__ = ["accepts", "foreach_update", "in_place_targets", "step"]
 
 _NUMPY_DTYPES: dict[Any, np.dtype[Any]] = {torch.float16: np.dtype(np.float16), torch.float32: np.dtype(np.float32),
                  torch.float64: np.dtype(np.float64)}
@@ -54,9 +60,92 @@ _shape = operator.attrgetter("shape")
 _device = operator.attrgetter("device")
 
 
-def accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> bool:
+_data_ptr = torch.Tensor.data_ptr
+_is_contiguous = torch.Tensor.is_contiguous
+_is_neg = torch.Tensor.is_neg
+_numel = torch.Tensor.numel
+_requires_grad = operator.attrgetter("requires_grad")
+_is_cpu = operator.attrgetter("is_cpu")
+_layout = operator.attrgetter("layout")
+
+
+def _fingerprint(ts: Sequence[Any]) -> tuple[Any, ...]:
+    """What a cached detached view of each tensor depends on: storage address, shape, dtype,
+    layout, contiguity and ``requires_grad`` (C-speed passes, about 1 us per tensor in all)."""
+    return (list(map(_data_ptr, ts)), list(map(_shape, ts)), list(map(_dtype, ts)),
+            list(map(_requires_grad, ts)), all(map(_is_contiguous, ts)))
+
+
+class _Targets:
+    """``in_place_targets``' answer for one list of variables, reused while they keep their
+    fingerprint.  ``private``: every target is a ``detach()`` made here (the caller cannot
+    reach it, so its metadata never changes); each holds its parameter's storage alive."""
+
+    __slots__ = ("fingerprint", "params", "private", "variables")
+
+    def __init__(self, variables: Sequence[Any]) -> None:
+        self.variables = tuple(variables)
+        self.params = tuple(v.detach() if v.requires_grad else v for v in variables)
+        self.private = all(map(_requires_grad, variables))
+        self.fingerprint = _fingerprint(variables)
+
+
+def in_place_targets(variables: Sequence[Any], cache: dict[str, Any]) -> list[Any] | None:
+    """The tensors ``apply_gradients`` writes: ``v.detach()`` for a leaf requiring grad, else
+    ``v`` (every plain tensor is writable).  The same objects as last step while the variables
+    are the same objects with the same :func:`_fingerprint` (so a ``p.data = ...`` or a new
+    parameter list makes new ones), letting :func:`accepts` and :func:`step` cache their work.
+    ``None`` (the caller's own per-variable checks run) for tensor subclasses."""
+    found = cache.get("targets")
+    if (found is not None and len(found.variables) == len(variables)
+            and all(map(operator.is_, variables, found.variables)) and _fingerprint(variables) == found.fingerprint):
+        return list(found.params)
+    if not set(map(type, variables)) <= {torch.Tensor, torch.nn.Parameter}:
+        return None
+    cache["targets"] = made = _Targets(variables)
+    return list(made.params)
+
+
+def _private(params: Sequence[Any], cache: dict[str, Any] | None) -> bool:
+    """Whether ``params`` are the detached tensors :func:`in_place_targets` made (unchanging)."""
+    found = None if cache is None else cache.get("targets")
+    return (found is not None and found.private and len(found.params) == len(params)
+            and all(map(operator.is_, params, found.params)))
+
+
+def accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, *,
+            cache: dict[str, Any] | None = None) -> bool:
     """``True`` only if ``check_step`` certainly accepts: plain tensors of a float dtype,
-    moments and dense gradients (or ``None``) of matching shape, dtype and device."""
+    moments and dense gradients (or ``None``) of matching shape, dtype and device.
+
+    With ``cache``: parameters that are :func:`in_place_targets`' own detached tensors, and
+    moments that are the same tuples as in the last accepted call (the optimizer's state),
+    were checked against each other then; only the gradients are checked again.
+    """
+    if cache is not None:
+        cache.pop("proved", None)
+    if cache is not None and _private(params, cache):
+        known = cache.get("accepted")
+        if known is not None and known[0] is state.m and known[1] is state.u and known[2] == len(params) \
+                and all(map(operator.is_, params, known[3])):
+            _, _, _, _, dtypes, shapes, cpu = known
+            if not (cpu and len(grads) == len(params) and set(map(type, grads)) <= {torch.Tensor}
+                    and list(map(_dtype, grads)) == dtypes and list(map(_shape, grads)) == shapes
+                    and all(map(_is_cpu, grads))):
+                return False
+            # what the planned step needs besides: strided, contiguous, no negative bit, the addresses
+            if set(map(_layout, grads)) == {torch.strided} and all(map(_is_contiguous, grads)) \
+                    and not any(map(_is_neg, grads)):
+                cache["proved"] = (state, tuple(grads), np.fromiter(map(_data_ptr, grads), np.intp, count=len(grads)))
+            return True
+    ok = _accepts(params, grads, state)
+    if ok and cache is not None and _private(params, cache):
+        cache["accepted"] = (state.m, state.u, len(params), tuple(params), list(map(_dtype, params)),
+                             list(map(_shape, params)), all(map(_is_cpu, params)))
+    return ok
+
+
+def _accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> bool:
     n = len(params)
     if n == 0 or len(grads) != n or len(state.m) != n or len(state.u) != n:
         return False
@@ -79,6 +168,9 @@ def accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) -> 
 def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
     """One in-place step on torch tensors, or ``None`` (nothing changed) if not possible."""
+    with torch.no_grad():
+        if _planned_step(params, grads, state, hyper, cache):
+            return list(params), AdamaxState(state.iterations + 1, state.m, state.u)
     live = [i for i, g in enumerate(grads) if g is not None]
     tensors = [params[i] for i in live] + [state.m[i] for i in live] + [state.u[i] for i in live]
     kinds = set(map(type, (grads[i] for i in live)))
@@ -101,6 +193,93 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
     if not ok:
         return None
     return list(params), AdamaxState(t, state.m, state.u)
+
+
+class _Plan:
+    """The dense step over CPU tensors of one dtype by their data pointers (no NumPy views).
+
+    Built for one parameter list and the moment tuples of one optimizer state, checked then
+    (plain strided contiguous CPU tensors, float32/64, not requiring grad, no negative bit);
+    it holds their storages alive, so an address it cached cannot be reused by another
+    tensor.  Each step re-reads the moments' (and any caller-owned parameter's) addresses,
+    and checks and reads the new gradients: C-speed passes, no per-tensor Python code.
+    """
+
+    __slots__ = ("dtype", "m", "many", "n", "np_dtype", "params", "private", "ptrs", "sizes", "storages", "u")
+
+    def __init__(self, params: Sequence[Any], state: AdamaxState, private: bool) -> None:
+        self.params, self.m, self.u, self.n = tuple(params), state.m, state.u, len(params)
+        self.private = private
+        tensors = [*params, *state.m, *state.u]
+        dtypes = set(map(_dtype, tensors))
+        if (len(dtypes) != 1 or not set(map(type, tensors)) <= {torch.Tensor}
+                or not all(map(_is_cpu, tensors)) or set(map(_layout, tensors)) != {torch.strided}
+                or not all(map(_is_contiguous, tensors)) or any(map(_requires_grad, tensors))
+                or any(map(_is_neg, tensors))):
+            raise nb.UnsupportedArrays("not plain contiguous CPU tensors of one dtype")
+        self.dtype = dtypes.pop()
+        if self.dtype not in _NUMPY_DTYPES:
+            raise nb.UnsupportedArrays(f"dtype {self.dtype}")
+        self.np_dtype = _NUMPY_DTYPES[self.dtype]
+        self.sizes = list(map(_numel, params))
+        if list(map(_numel, state.m)) != self.sizes or list(map(_numel, state.u)) != self.sizes:
+            raise nb.UnsupportedArrays("moments do not match the parameters")
+        self.storages = [t.untyped_storage() for t in tensors]
+        self.ptrs = np.zeros((4, self.n), np.intp)
+        self.ptrs[0] = np.fromiter(map(_data_ptr, params), np.intp, count=self.n)
+        self.many = nb.ManyPlan()
+
+    def matches(self, params: Sequence[Any], state: AdamaxState) -> bool:
+        return (state.m is self.m and state.u is self.u and len(params) == self.n
+                and all(map(operator.is_, params, self.params)))
+
+
+def _planned_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper,
+                  cache: dict[str, Any]) -> bool:
+    """The step through a cached :class:`_Plan` when every gradient is a dense CPU tensor and
+    the parameters share one dtype the numba kernel takes; ``False`` (nothing written) otherwise."""
+    n = len(params)
+    if n == 0 or len(grads) != n or not set(map(type, grads)) <= {torch.Tensor}:
+        return False
+    profile = hyper.profile
+    plan: _Plan | None = cache.get("plan")
+    try:
+        if plan is None or not plan.matches(params, state):
+            cache.pop("plan", None)
+            plan = _Plan(params, state, _private(params, cache))
+            cache["plan"] = plan
+        if nb.select_impl(plan.np_dtype, nan_in_max=profile.nan_in_max) != "numba":
+            return False
+        grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
+                               global_clipnorm=hyper.global_clipnorm)
+        ptrs = plan.ptrs
+        proved = cache.pop("proved", None)
+        if (proved is not None and proved[0] is state and len(proved[1]) == n
+                and all(map(operator.is_, grads, proved[1]))):
+            ptrs[1] = proved[2]     # accepts() just checked these very gradients (below) against the plan
+        else:
+            # what check_step proved (same shape, dtype, device) is read again where a wrong
+            # answer would read outside a buffer
+            if (not set(map(type, grads)) <= {torch.Tensor} or set(map(_dtype, grads)) != {plan.dtype}
+                    or list(map(_numel, grads)) != plan.sizes or not all(map(_is_cpu, grads))
+                    or set(map(_layout, grads)) != {torch.strided} or not all(map(_is_contiguous, grads))
+                    or any(map(_is_neg, grads))):
+                return False
+            ptrs[1] = np.fromiter(map(_data_ptr, grads), np.intp, count=n)
+        if not plan.private:
+            ptrs[0] = np.fromiter(map(_data_ptr, params), np.intp, count=n)
+        ptrs[2] = np.fromiter(map(_data_ptr, state.m), np.intp, count=n)
+        ptrs[3] = np.fromiter(map(_data_ptr, state.u), np.intp, count=n)
+        plan.many.prepare_pointers(plan.np_dtype, plan.sizes, ptrs)
+        lr = learning_rate_at(hyper, state.iterations)
+        s = numpy_apply.scalars_of(step_scalars(hyper, lr, state.iterations + 1, params[0]),
+                                   _host(plan.np_dtype))
+    except nb.UnsupportedArrays:
+        return False
+    lr_t, _, omb1, b2, eps = s
+    nb.dense_step_planned(plan.many, lr_t=lr_t, one_minus_b1=omb1, b2=b2, eps=eps, epsilon=profile.epsilon,
+                          nan_in_max=profile.nan_in_max)
+    return True
 
 
 def _view(x: Any) -> np.ndarray[Any, Any]:

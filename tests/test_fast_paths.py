@@ -343,3 +343,107 @@ def test_cupy_fast_path_matches_generic_on_device():
             opt.apply_gradients([(g, p)])
             opt.apply_gradients([(sg, p)])
     np.testing.assert_array_max_ulp(cp.asnumpy(w), cp.asnumpy(v), maxulp=1)
+
+
+# -- torch: the planned step (pointers cached on the parameter list) ------------------------------
+
+
+def _torch_pair_run(dt, steps, *, mutate=None, flat=False):
+    """Parameters requiring grad through the planned path and the generic path, same gradients."""
+    import torch
+
+    rng = np.random.default_rng(8)
+    sizes = [int(s) for s in rng.integers(0, 2000, size=40)] + [70_001]
+    fast_p = [torch.nn.Parameter(torch.from_numpy(rng.standard_normal(s)).to(dt)) for s in sizes]
+    slow_p = [torch.nn.Parameter(p.detach().clone()) for p in fast_p]
+    fast, slow = Adamax(0.01), Adamax(0.01, fast=False)
+    for k in range(steps):
+        if flat:      # all gradients views of one flat buffer, new objects every step
+            buf = torch.from_numpy(rng.standard_normal(sum(sizes))).to(dt)
+            gs = list(torch.split(buf, sizes))
+        else:
+            gs = [torch.from_numpy(rng.standard_normal(s)).to(dt) for s in sizes]
+        if mutate is not None:
+            mutate(k, fast, slow, fast_p, slow_p)
+        fast.apply_gradients(zip(gs, fast_p, strict=True))
+        slow.apply_gradients(zip(gs, slow_p, strict=True))
+    return fast, slow, fast_p, slow_p
+
+
+def _assert_torch_same(fast, slow, fast_p, slow_p):
+    import torch
+
+    for a, b in zip([*fast_p, *fast.state.m, *fast.state.u], [*slow_p, *slow.state.m, *slow.state.u], strict=True):
+        a, b = a.detach(), b.detach()
+        assert a.shape == b.shape and a.dtype == b.dtype
+        if a.dtype == torch.float64:
+            assert torch.equal(a.view(torch.int64), b.view(torch.int64))
+        else:
+            assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+@pytest.mark.skipif(not HAVE["torch"], reason="torch is not installed")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("flat", [False, True])
+def test_torch_planned_step_bit_identical(dtype, flat):
+    import torch
+
+    fast, slow, fast_p, slow_p = _torch_pair_run(getattr(torch, dtype), 3, flat=flat)
+    _assert_torch_same(fast, slow, fast_p, slow_p)
+    assert "plan" in fast._fast_cache["torch"], "the planned step was not taken"
+    assert all(p.requires_grad for p in fast_p)
+
+
+@pytest.mark.skipif(not HAVE["torch"], reason="torch is not installed")
+def test_torch_plan_follows_new_state_and_new_storage():
+    """load_state_dict (new moment tensors), ``p.data = ...`` (new storage) and a new parameter
+    list each invalidate what was cached: every step still matches the generic path."""
+    import torch
+
+    def mutate(k, fast, slow, fast_p, slow_p):
+        if k == 2:        # a checkpoint round trip: new m and u tensors
+            for opt in (fast, slow):
+                sd = opt.state_dict()
+                opt.load_state_dict({**sd, "m": [m.clone() for m in sd["m"]], "u": [u.clone() for u in sd["u"]]})
+        if k == 3:        # a parameter moved to new storage, as Module.to() does
+            for ps in (fast_p, slow_p):
+                ps[0].data = ps[0].data.clone()
+                ps[5].data = torch.zeros_like(ps[5].data)
+        if k == 4:        # a new list object with the same parameters
+            fast_p[:] = list(fast_p)
+
+    fast, slow, fast_p, slow_p = _torch_pair_run(torch.float32, 6, mutate=mutate)
+    _assert_torch_same(fast, slow, fast_p, slow_p)
+
+
+@pytest.mark.skipif(not HAVE["torch"], reason="torch is not installed")
+def test_torch_planned_step_atomic_and_declines():
+    import torch
+
+    ps = [torch.nn.Parameter(torch.ones(6)), torch.nn.Parameter(torch.ones(2, 3))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    opt, slow = Adamax(0.1), Adamax(0.1, fast=False)
+    for o, q in ((opt, ps), (slow, ref)):
+        o.apply_gradients([(torch.full((6,), 0.5), q[0]), (torch.full((2, 3), 0.5), q[1])])
+    before = [t.detach().clone() for t in (*ps, *opt.state.m, *opt.state.u)]
+    with pytest.raises(ValueError, match="shape"):
+        opt.apply_gradients([(torch.full((6,), 0.5), ps[0]), (torch.full((3, 2), 0.5), ps[1])])
+    for a, b in zip((*ps, *opt.state.m, *opt.state.u), before, strict=True):
+        assert torch.equal(a.detach(), b)
+    assert opt.iterations == 1
+    # a non-contiguous gradient: the planned step declines, another path takes it, same numbers
+    g1 = torch.arange(6.0).reshape(3, 2).t()
+    opt.apply_gradients([(torch.full((6,), 0.25), ps[0]), (g1, ps[1])])
+    slow.apply_gradients([(torch.full((6,), 0.25), ref[0]), (g1, ref[1])])
+    for a, b in zip(ps, ref, strict=True):
+        assert torch.equal(a.detach(), b.detach())
+
+
+def test_numpy_read_only_variable_still_refused_after_fast_steps():
+    w = np.ones(4, np.float32)
+    opt = Adamax(0.1)
+    opt.apply_gradients([(np.ones(4, np.float32), w)])
+    w.flags.writeable = False
+    with pytest.raises(TypeError, match="cannot be written in place"):
+        opt.apply_gradients([(np.ones(4, np.float32), w)])
+    assert opt.iterations == 1

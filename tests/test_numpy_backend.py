@@ -412,3 +412,39 @@ def test_numba_kernels_are_strict_ieee():
     for name, k in kernels.items():
         assert not k.targetoptions.get("fastmath"), name
         assert k.targetoptions.get("error_model") == "numpy", name
+
+
+# -- coalescing duplicate sparse rows ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_coalesce_rows_numpy_has_the_generic_bits(impl):
+    """Same rows and every bit of the sums as adamax_spec.sparse.coalesce_rows: 3+ duplicates,
+    NaN (either sign), inf, -0.0, every float dtype, index dtypes, empty and 1-d values."""
+    _needs_numba(impl)
+    from adamax_spec.sparse import coalesce_rows
+
+    rng = np.random.default_rng(11)
+    specials = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 65504.0, -65504.0]
+    for case in range(300):
+        dt = DTYPES[case % 3]
+        k, n = int(rng.integers(0, 50)), int(rng.integers(1, 9))
+        rest = [(), (3,), (2, 2), (1,), (0,)][case % 5]
+        idx = rng.integers(0, n, size=k).astype([np.int64, np.int32, np.uint8][case % 3])
+        v = rng.standard_normal((k, *rest)).astype(dt)
+        if v.size and case % 2:
+            flat = v.reshape(-1)
+            at = rng.integers(0, flat.size, size=max(1, flat.size // 3))
+            flat[at] = rng.choice(np.array(specials, dt), size=at.size)
+        with np.errstate(all="ignore"):
+            want_rows, want = coalesce_rows(idx, v)
+        rows, got = nb.coalesce_rows_numpy(idx, v, impl=impl)
+        assert rows.dtype == want_rows.dtype and np.array_equal(rows, want_rows), case
+        assert_bits_equal(f"case {case}", got, want)
+
+
+def test_coalesce_rows_numpy_refuses_what_it_cannot_sum():
+    with pytest.raises(nb.UnsupportedArrays):
+        nb.coalesce_rows_numpy(np.zeros((2, 1), np.int64), np.zeros((2, 3), np.float32))
+    with pytest.raises(nb.UnsupportedArrays):
+        nb.coalesce_rows_numpy(np.zeros(2, np.int64), np.zeros((2, 3), np.int32))
