@@ -7,6 +7,7 @@ The dense gradient it stands for is ``G[i] = sum(values[j] for j where indices[j
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,16 @@ class IndexedSlices:
     dense_shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dense_shape", tuple(int(d) for d in self.dense_shape))
+        shape = self.dense_shape
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            raise TypeError(f"IndexedSlices dense_shape must be a sequence of ints, got {shape!r}") from None
+        if any(isinstance(d, bool) or not hasattr(d, "__index__") for d in dims):
+            raise TypeError(f"IndexedSlices dense_shape must hold ints, got {shape!r}")
+        if any(operator.index(d) < 0 for d in dims):
+            raise ValueError(f"IndexedSlices dense_shape must not be negative, got {shape!r}")
+        object.__setattr__(self, "dense_shape", tuple(operator.index(d) for d in dims))
 
 
 def coalesce_rows(indices: Any, values: Any) -> tuple[Any, Any]:

@@ -14,6 +14,7 @@ Probes (all deterministic, float32 unless said otherwise):
   dtype, or float32 first as Keras does) the target's numbers fit;
 * *sparse rows*: a gradient naming one row of a 4 x 3 table: are the other rows'
   weights untouched (lazy), moved (densified), or is the gradient refused;
+* *duplicate rows*: two slices +1 and -3 for one row: ``u`` should be ``|sum| = 2`` (SP-1);
 * *NaN*: one NaN element in a dense gradient at step 2: is it NaN in ``w``, ``m``, ``u``;
 * *clipping*: which of ``clipvalue``/``clipnorm``/``global_clipnorm`` are built in;
 * *agreement*: the largest difference, in float32 ULP, between every pair of
@@ -101,6 +102,19 @@ def _sparse_rows(target: Target) -> str:
     return "densified: unnamed rows move" if moved else "lazy: unnamed rows untouched"
 
 
+def _duplicates(target: Target) -> str:
+    """Two slices for one row, +1 and -3: SP-1 wants ``u = |1 - 3| = 2`` on the first step."""
+    table = np.ones((3, 2), np.float32)
+    sg = SparseGrad(np.array([1, 1]), np.array([[1.0, 1.0], [-3.0, -3.0]], np.float32), (3, 2))
+    traj = _run(target, Case([table], [[sg]], dict(H), "float32", label="duplicates"))
+    if isinstance(traj, str):
+        return traj
+    u = traj.u[0][0][1, 0] if traj.u and traj.u[0] is not None else None
+    if u is None:
+        return "u hidden"
+    return {2.0: "u = abs(sum) = 2", 4.0: "u = sum of abs(values) = 4"}.get(float(u), f"u = {float(u)!r}")
+
+
 def _nan(target: Target) -> str:
     p = np.array([1.0, -1.0, 0.5], np.float32)
     g1 = np.array([0.1, -0.2, 0.3], np.float32)
@@ -134,6 +148,7 @@ def measure() -> dict[str, Any]:
         rows[label] = {"variant (identified)": variant,
                        "hyperparameters evaluated as": _hyper_evaluation(target, variant),
                        "sparse gradient": _sparse_rows(target),
+                       "duplicate sparse rows (+1, -3)": _duplicates(target),
                        "NaN in a dense gradient": _nan(target),
                        "clipping": _clipping(target)}
         traj = _run(target, agree_case)

@@ -117,17 +117,25 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
     return cells
 
 
-def _child_keras(backend: str, report_dir: Path, examples: int, seed: int) -> list[Cell]:
-    """Keras 3 on another backend, in a child process (Keras fixes its backend at import)."""
+def _start_child_keras(backend: str, report_dir: Path, examples: int, seed: int) -> subprocess.Popen[bytes]:
+    """Keras 3 on another backend, in a child process (Keras fixes its backend at import) that
+    runs while this process works through the other cells; its output goes to a log file."""
     part = report_dir / f"cells-keras-{backend}.json"
+    part.unlink(missing_ok=True)
     env = dict(os.environ, KERAS_BACKEND=backend)
     cmd = [sys.executable, "-m", "adamax_spec.conformance.matrix", "--keras-only", "--report-dir",
            str(report_dir), "--examples", str(examples), "--seed", str(seed), "--cells", str(part)]
-    proc = subprocess.run(cmd, env=env, check=False)
-    if proc.returncode != 0 or not part.exists():
+    with open(report_dir / f"keras-{backend}.log", "wb") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _finish_child_keras(backend: str, proc: subprocess.Popen[bytes], report_dir: Path) -> list[Cell]:
+    code = proc.wait()
+    part = report_dir / f"cells-keras-{backend}.json"
+    if code != 0 or not part.exists():
         label = f"keras 3 Adamax [{backend}]"
-        return [Cell(label, p, {q.id: "error" for q in PROPERTIES}, first_failure=f"child exited {proc.returncode}")
-                for p in PROFILES]
+        why = f"child process exited {code}; see keras-{backend}.log"
+        return [Cell(label, p, {q.id: "error" for q in PROPERTIES}, first_failure=why) for p in PROFILES]
     cells = [Cell(**c) for c in json.loads(part.read_text())]
     part.unlink()
     return cells
@@ -188,11 +196,13 @@ def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
     targets = installed_targets()
     others = [b for b in KERAS_BACKENDS if b != _keras_backend() and importlib.util.find_spec(b) is not None]
     others = others if importlib.util.find_spec("keras") is not None else []
-    total = (len(targets) + len(others)) * len(PROFILES)
-    cells = run_cells(targets, report_dir, examples=examples, seed=seed, total=total, t0=t0)
-    for b in others:
-        print(f"(Keras 3 on {b}: child process)", flush=True)
-        cells += _child_keras(b, report_dir, examples, seed)
+    children = {b: _start_child_keras(b, report_dir, examples, seed) for b in others}
+    if children:
+        print(f"(Keras 3 on {', '.join(children)}: child processes, running alongside)", flush=True)
+    cells = run_cells(targets, report_dir, examples=examples, seed=seed, total=len(targets) * len(PROFILES), t0=t0)
+    for b, proc in children.items():
+        print(f"(waiting for Keras 3 on {b})", flush=True)
+        cells += _finish_child_keras(b, proc, report_dir)
     plots: list[str] = []
     try:
         from .plots import draw_error_plots

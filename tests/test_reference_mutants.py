@@ -356,7 +356,9 @@ def test_beta_1_rounding_to_one_is_judged_not_a_crash():
                 {"learning_rate": 0.001, "beta_1": 0.9999, "beta_2": 0.9, "epsilon": 0.001}, "float16")
     nan = Trajectory(params=[[np.array(np.nan)]], m=[[np.array(0.0)]], u=[[np.array(0.132080078125)]])
     v = judge(case, nan, "keras")
-    assert v.ok and v.interpretation == "rounded to dtype"
+    # "rounded to dtype": 1 - b1**t is 0.  "as passed": c*d = 1e-4 * 0.133 is below float16's
+    # smallest normal, so a target dividing once by c*d may flush it to 0 (error-model.md).
+    assert v.ok and v.interpretation in ("as passed", "rounded to dtype")
 
 
 def test_clipping_a_scalar_parameter_is_judged_not_a_crash():

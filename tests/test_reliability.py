@@ -660,3 +660,11 @@ def test_every_row_of_the_reliability_table_names_an_existing_test():
     functions = {c.split("[")[0] for c in collected}
     missing = [i for i in ids if i not in collected and i not in functions]
     assert not missing, f"docs/reliability.md names tests that do not exist: {missing}\n{out.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("shape, exc", [((2.5, 3), TypeError), ((2, "a"), TypeError), (None, TypeError),
+                                        ((True, 3), TypeError), ((-1, 3), ValueError)])
+def test_bad_sparse_dense_shape_names_it(shape, exc):
+    with pytest.raises(exc, match="dense_shape") as info:
+        IndexedSlices(np.ones((1, 3), np.float32), np.array([0]), shape)
+    assert repr(shape) in str(info.value)

@@ -291,8 +291,10 @@ def weight_bound(variant: Variant, h: Hyper, f: Format, m_float: np.ndarray, m_b
                    + 4 * eta * np.maximum(1.0, flr_t) * amp)
     aw_new = np.abs(w_f - delta_est) * UP + _F64 * 2 * (np.abs(w_f) + adelta)
     # A denominator whose error bound reaches its value may be 0 in a correct target (u + eps
-    # underflowing, float16): delta may then be inf or 0/0, so nothing bounds w'.
-    vanish = ~(den_bound < den_lo)
+    # underflowing, float16), and so may the product c*d of a target that divides once by it
+    # (Keras 3 writes it; XLA reassociates m/c/d so) when it is below 2 tiny: delta may then be
+    # inf or 0/0, so nothing bounds w'.
+    vanish = ~(den_bound < den_lo) | (den_hi / inv_c < 2 * eta)
     return np.where(vanish, np.inf, SAFETY * UP * (delta_bound + e * aw_new + eta)), delta_est
 
 

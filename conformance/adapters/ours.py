@@ -34,6 +34,13 @@ def _namespace(backend: str) -> Any:
     raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
 
 
+def _values(g: Any) -> Any:
+    """The array a gradient holds (an ``IndexedSlices``' values)."""
+    from adamax_spec import IndexedSlices
+
+    return g.values if isinstance(g, IndexedSlices) else g
+
+
 class OursTarget:
     """``adamax_spec.Adamax`` under a profile, run on one backend."""
 
@@ -52,7 +59,7 @@ class OursTarget:
         self.in_place = fast is not None and backend in ("numpy", "torch", "cupy")
         self.name = f"adamax_spec[{backend}]" + ("" if fast is None else ",fast" if fast else ",generic")
         caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                "callable_lr", "state", "checkpoint", "float16", "float64", "validation"}
+                "callable_lr", "state", "checkpoint", "float16", "float64", "validation", "inputs"}
         if backend in ("torch", "jax"):
             caps.add("bfloat16")
         if backend == "dask":
@@ -153,10 +160,20 @@ class OursTarget:
                     grads.append(adamax_spec.IndexedSlices(values, self._idx(g.indices), g.dense_shape))
                 else:
                     grads.append(self._arr(g, dt))
+            before = [None if g is None else self._host(_values(g)) for g in grads]
             if self.in_place:
                 opt.apply_gradients(list(zip(grads, params, strict=True)))
             else:
-                params = opt.apply(params, grads)
+                given = [self._host(p) for p in params]
+                old, params = params, opt.apply(params, grads)
+                changed = [i for i, (a, p) in enumerate(zip(given, old, strict=True))
+                           if not np.array_equal(a, self._host(p), equal_nan=True)]
+                if changed:
+                    traj.faults.append(f"step {k + 1}: apply() modified the params it was given: {changed}")
+            for i, (b, g) in enumerate(zip(before, grads, strict=True)):
+                if b is not None and not np.array_equal(
+                        b, self._host(_values(g)), equal_nan=True):
+                    traj.faults.append(f"step {k + 1}: the gradient of params[{i}] was modified")
             st = opt.state
             traj.params.append([self._host(p) for p in params])
             traj.m.append([self._host(x) for x in st.m])
