@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS := conformance,peers,strict,dask,fast,dev
 
-.PHONY: setup report differences test lint bench clean
+.PHONY: setup report differences deep test lint bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ setup: $(STAMP)
 EXAMPLES ?= 5
 report: $(STAMP)
 	$(VENV)/bin/adamax-conformance --matrix --report-dir reports --examples $(EXAMPLES)
+
+## Deep runs: TRAJECTORIES generated trajectories per installed target under its own profile.
+TRAJECTORIES ?= 10000
+deep: $(STAMP)
+	$(PY) -m adamax_spec.conformance.deep --trajectories $(TRAJECTORIES) --out reports/deep
 
 ## Regenerate docs/differences.md from real runs of every installed peer.
 differences: $(STAMP)
