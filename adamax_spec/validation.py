@@ -147,16 +147,21 @@ def check_state_dict(state: Any) -> tuple[int, list[Any], list[Any]]:
         raise ValueError(f"state has {len(m)} m arrays but {len(u)} u arrays")
     for i, (a, b) in enumerate(zip(m, u, strict=True)):
         for key, x in (("m", a), ("u", b)):
-            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                raise TypeError(f"state[{key!r}][{i}] must be an array, got {type(x).__name__}")
-            try:
-                xp = namespace(x)
-            except TypeError as e:
-                raise TypeError(f"state[{key!r}][{i}] must be an array-API array, got {type(x).__name__}") from e
+            xp = _array_namespace(x, f"state[{key!r}][{i}]")
             if not xp.isdtype(x.dtype, "real floating"):
                 raise TypeError(f"state[{key!r}][{i}] must have a real floating dtype, got dtype={x.dtype}")
         _same(f"state['u'][{i}]", b, f"state['m'][{i}]", a)
     return int(iterations), m, u
+
+
+def _array_namespace(x: Any, where: str) -> Any:
+    """The array-API namespace of ``x``; a ``TypeError`` naming ``where`` if ``x`` is no such array."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{where} must be an array, got {type(x).__name__}")
+    try:
+        return namespace(x)
+    except TypeError as e:
+        raise TypeError(f"{where} must be an array-API array, got {type(x).__name__}") from e
 
 
 def check_params(params: Sequence[Any]) -> None:
@@ -183,12 +188,7 @@ def check_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) 
     xp0 = None
     for i, (w, g) in enumerate(zip(params, grads, strict=True)):
         where = f"params[{i}]"
-        if not hasattr(w, "shape") or not hasattr(w, "dtype"):
-            raise TypeError(f"{where} must be an array, got {type(w).__name__}")
-        try:
-            xp = namespace(w)
-        except TypeError as e:
-            raise TypeError(f"{where} must be an array, got {type(w).__name__}") from e
+        xp = _array_namespace(w, where)
         if xp0 is None:
             xp0 = xp
         elif xp is not xp0:
