@@ -95,13 +95,14 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
     for label, make in targets:
         for profile in PROFILES:
             done += 1
-            print(f"[{done:2}/{total} {time.perf_counter() - t0:5.0f}s] {label} x {profile}", end=" ", flush=True)
-            try:
+            head = f"[{done:2}/{total} {time.perf_counter() - t0:5.0f}s] {label} x {profile}"
+            try:  # loaded before the line starts: a framework's import-time logging stays off it
                 target = make(profile)
             except Exception as e:  # an installed peer that fails to load is reported, not fatal
                 cells.append(Cell(label, profile, {p.id: "error" for p in PROPERTIES}, first_failure=str(e)))
-                print(f"cannot load: {e}", flush=True)
+                print(f"{head} cannot load: {e}", flush=True)
                 continue
+            print(head, end=" ", flush=True)
             results = run_all(target, profile, examples=examples, seed=seed,
                               progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
             seconds = round(sum(r.seconds for r in results), 2)
@@ -170,7 +171,7 @@ def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots:
              versions: dict[str, str]) -> str:
     ids = [p.id for p in PROPERTIES]
     md = ["# Adamax compliance matrix", "",
-          f"{examples} examples per property (U-long: a tenth), seed {seed}, {seconds:.0f} s. "
+          f"{examples} examples per property (long-run properties fewer), seed {seed}, {seconds:.0f} s. "
           "Cells: pass / FAIL / n/s (not supported by the target) / ERROR. Click an implementation for its "
           "report with reproducers. Property ids are the clauses of `docs/spec.md`.", "",
           "| implementation | profile | " + " | ".join(ids) + " | first failure |",
