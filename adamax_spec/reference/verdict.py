@@ -118,6 +118,9 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     if b1_bias != keras3["beta_1"]:
         keras3["_b1_bias"] = b1_bias
     cands["float32 learning rate and bias-correction beta_1, rest in dtype"] = keras3
+    # Keras 3 on the torch and JAX backends: ops.cast(beta_1, dtype) keeps the double, so only
+    # the float32 learning-rate variable is rounded (measured: w after one float64 step).
+    cands["float32 learning rate, rest in dtype"] = {k: v for k, v in keras3.items() if k != "_b1_bias"}
     # torch.optim.Adamax: beta_2 and epsilon become scalars of the op's compute type (the dtype;
     # float32 for float16/bfloat16 tensors on CPU, "opmath"), the lerp weight is (1 - beta_1)
     # rounded once, and lr / (1 - beta_1**t) is formed from Python doubles.
