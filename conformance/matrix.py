@@ -167,6 +167,14 @@ def _cell_text(c: Cell) -> str:
     return f"pass {ok}" + (f" (n/s {ns})" if ns else "")
 
 
+def _headline(failure: str) -> str:
+    """The first failure for the matrix: its property and diagnosis (the cause) when there is one."""
+    prop, _, detail = failure.partition(": ")
+    diagnosis = next((ln for ln in detail.splitlines() if ln.startswith("diagnosis:")), "")
+    text = f"{prop}: {diagnosis}" if diagnosis else failure.replace("\n", " ")
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots: list[str],
              versions: dict[str, str]) -> str:
     ids = [p.id for p in PROPERTIES]
@@ -178,7 +186,7 @@ def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots:
           "|---|---|" + "---|" * (len(ids) + 1)]
     for c in cells:
         name = f"[{c.label}]({c.report})" if c.report else c.label
-        first = c.first_failure.replace("|", "\\|").replace("\n", " ")[:160]
+        first = _headline(c.first_failure).replace("|", "\\|")
         md.append(f"| {name} | {c.profile} | "
                   + " | ".join(SHORT.get(c.statuses.get(i, ""), c.statuses.get(i, "")) for i in ids)
                   + f" | {first} |")

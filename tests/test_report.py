@@ -42,3 +42,9 @@ def test_error_plots_are_drawn(tmp_path: Path) -> None:
     assert names == ["errors-own-profile.png", "errors-keras-profile.png"]
     for n in names:
         assert (tmp_path / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_matrix_headline_keeps_the_cause() -> None:
+    failure = "U-dense: step 1, w: expected 1.0, got 2.0 (9 x bound)\ndiagnosis: fits torch: epsilon placement"
+    assert matrix._headline(failure) == "U-dense: diagnosis: fits torch: epsilon placement"
+    assert matrix._headline("C-clip: target raised ValueError") == "C-clip: target raised ValueError"
