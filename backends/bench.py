@@ -41,9 +41,9 @@ one library (numba's ``omp`` layer, torch) do not spin on the cores the next one
 
 ``peak_extra_bytes`` is the growth of the process's resident-set high-water mark during
 one step (``VmHWM`` after the step minus ``VmRSS`` before it, with the high-water mark
-reset through ``/proc/self/clear_refs`` and free heap pages returned by ``malloc_trim``
+reset through procfs ``self/clear_refs`` and free heap pages returned by ``malloc_trim``
 first): every library's temporaries and new output arrays, at page granularity.  Where
-``/proc`` does not allow that, it is the ``tracemalloc`` peak, which sees NumPy's
+procfs does not allow that, it is the ``tracemalloc`` peak, which sees NumPy's
 allocations only; ``peak_extra_method`` says which.  ``tracemalloc_peak_bytes`` is
 recorded too.  A benchmark is not a test: nothing here asserts a speed.
 """
@@ -66,6 +66,7 @@ import tracemalloc
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,8 +120,17 @@ def _libc() -> Any:
         return None
 
 
+#: Linux's process file system; another mount point can be given in ADAMAX_BENCH_PROCFS.
+PROCFS = Path(os.environ.get("ADAMAX_BENCH_PROCFS", "/proc"))
+
+
+def _reset_hwm() -> None:
+    """Reset the peak-RSS counter (VmHWM) of this process (``clear_refs`` code 5)."""
+    (PROCFS / "self" / "clear_refs").write_text("5")
+
+
 def _proc_status(key: str) -> int:
-    with open("/proc/self/status") as f:
+    with open(PROCFS / "self" / "status") as f:
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
@@ -129,8 +139,7 @@ def _proc_status(key: str) -> int:
 
 def _rss_hwm_available() -> bool:
     try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+        _reset_hwm()
         _proc_status("VmHWM")
         return True
     except OSError:
@@ -155,8 +164,7 @@ def _peak_extra(step: Step, use_rss: bool) -> tuple[int | None, str, int]:
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
     before = _proc_status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    _reset_hwm()
     step()
     after = _proc_status("VmHWM")
     return max(0, after - before), "rss-hwm", traced
@@ -576,7 +584,7 @@ def _versions() -> dict[str, str]:
 
 
 def _cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+    with contextlib.suppress(OSError), open(PROCFS / "cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()

@@ -77,13 +77,10 @@ def fast_step(
     backend gets the part of it that belongs to its library.
     Arguments must already be validated (:func:`adamax_spec.validation.check_step`).
     """
-    if not params:
+    found = _backend(params, in_place)
+    if found is None:
         return None
-    lib = library_of(params[0])
-    name = REGISTRY.get((lib, in_place))
-    if name is None:
-        return None
-    module = importlib.import_module(name)
+    lib, module = found
     result: tuple[list[Any], Any] | None = module.step(params, grads, state, hyper, cache=_cache_of(lib, cache))
     return result
 
@@ -96,13 +93,11 @@ def accepts(params: Sequence[Any], grads: Sequence[Any], state: Any, *,
     ``cache``: the dict :func:`fast_step` gets (a backend may keep what it proved about
     arrays that are the same objects as last step).
     """
-    if not params:
+    found = _backend(params, True, False)
+    if found is None:
         return False
-    lib = library_of(params[0])
-    name = REGISTRY.get((lib, True)) or REGISTRY.get((lib, False))
-    if name is None:
-        return False
-    check = getattr(importlib.import_module(name), "accepts", None)
+    lib, module = found
+    check = getattr(module, "accepts", None)
     if check is None:
         return False
     return bool(check(params, grads, state, cache=None if cache is None else _cache_of(lib, cache)))
@@ -117,17 +112,25 @@ def in_place_targets(variables: Sequence[Any], cache: dict[str, Any]) -> list[An
     ``None`` means "not proven": the caller detaches and checks each variable itself,
     and raises where it must.
     """
-    if not variables:
+    found = _backend(variables, True)
+    if found is None:
         return None
-    lib = library_of(variables[0])
-    name = REGISTRY.get((lib, True))
-    if name is None:
-        return None
-    targets = getattr(importlib.import_module(name), "in_place_targets", None)
+    lib, module = found
+    targets = getattr(module, "in_place_targets", None)
     if targets is None:
         return None
     result: list[Any] | None = targets(variables, _cache_of(lib, cache))
     return result
+
+
+def _backend(arrays: Sequence[Any], *in_place: bool) -> tuple[str, Any] | None:
+    """``(library, backend module)`` for the library of ``arrays[0]``: the first registered
+    entry among ``(library, mode)`` for the given modes, imported; ``None`` if there is none."""
+    if not arrays:
+        return None
+    lib = library_of(arrays[0])
+    name = next((REGISTRY[lib, mode] for mode in in_place if (lib, mode) in REGISTRY), None)
+    return None if name is None else (lib, importlib.import_module(name))
 
 
 def _cache_of(lib: str, cache: dict[str, Any]) -> dict[str, Any]:
