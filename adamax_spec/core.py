@@ -11,7 +11,9 @@ step ``t = iterations + 1`` applies, under the default ``keras`` profile::
 Other profiles change only the lines named in :mod:`adamax_spec.profiles`.
 A sparse gradient (:class:`~adamax_spec.sparse.IndexedSlices`) is coalesced
 (duplicate rows summed) and, under a ``lazy`` profile, only its rows of ``w``,
-``m`` and ``u`` change; under a ``dense`` profile it is densified first.
+``m`` and ``u`` change; under a ``dense`` profile it is densified first.  Under
+a ``sum_of_abs`` profile (Keras 3) ``u`` sees ``sum_j |v_j|`` of a row's slices
+in place of ``|sum_j v_j|``.
 
 Every function here is pure: inputs are never modified, new arrays are
 returned, so the same code runs on immutable arrays (JAX).  The optimizer
@@ -143,13 +145,15 @@ def _cast_step(xp: Any, t: int, like: Any) -> float:
 
 
 def update_rows(
-    profile: Profile, w: Any, g: Any, m: Any, u: Any, s: StepScalars, *, kernel_form: bool
+    profile: Profile, w: Any, g: Any, m: Any, u: Any, s: StepScalars, *, kernel_form: bool,
+    magnitude: Any = None,
 ) -> tuple[Any, Any, Any]:
     """One Adamax step on matching arrays (whole tensors, or gathered rows).
 
     ``kernel_form`` selects ``m + (g - m)*(1 - b1)`` (Keras's dense kernel, torch's
     lerp) over ``b1*m + (1 - b1)*g`` (Keras's sparse path); both are the same real
-    number and are conformant (clause U-1).
+    number and are conformant (clause U-1).  ``magnitude`` is what ``u`` sees in place
+    of ``|g|`` (``sum_j |v_j|`` for a ``sum_of_abs`` profile's sparse rows), ``None``: ``|g|``.
     """
     xp = namespace(w, g, m, u)
     if kernel_form:
@@ -157,7 +161,7 @@ def update_rows(
     else:
         m = m * s.beta_1 + g * s.one_minus_beta_1
     decayed = s.beta_2 * u
-    mag = xp.abs(g)
+    mag = xp.abs(g) if magnitude is None else magnitude
     eps = profile.epsilon
     if eps == "inside":
         mag = mag + s.epsilon
@@ -211,6 +215,7 @@ def apply_gradients(
             scalars[key] = step_scalars(hyper, lr, t, w)
         s = scalars[key]
         m, u = state.m[i], state.u[i]
+        mags = _sum_of_abs(g) if isinstance(g, IndexedSlices) and profile.sparse_magnitude == "sum_of_abs" else None
         if isinstance(g, IndexedSlices) and profile.sparse == "lazy":
             xp = namespace(w)
             rows, values = coalesce_rows(g.indices, g.values)
@@ -222,17 +227,24 @@ def apply_gradients(
                 xp.take(u, rows, axis=0),
                 s,
                 kernel_form=False,
+                magnitude=None if mags is None else coalesce_rows(mags.indices, mags.values)[1],
             )
             row_writes.append((i, rows, w_rows, m_rows, u_rows))
         else:
             dense = densify(g, w) if isinstance(g, IndexedSlices) else g
-            new_w[i], new_m[i], new_u[i] = update_rows(profile, w, dense, m, u, s, kernel_form=True)
+            new_w[i], new_m[i], new_u[i] = update_rows(profile, w, dense, m, u, s, kernel_form=True,
+                                                       magnitude=None if mags is None else densify(mags, w))
     # In-place row writes (``write_rows``) wait until nothing can fail: a step that raises changes nothing.
     for i, rows, w_rows, m_rows, u_rows in row_writes:
         new_w[i] = write(params[i], rows, w_rows)
         new_m[i] = write(state.m[i], rows, m_rows)
         new_u[i] = write(state.u[i], rows, u_rows)
     return new_w, AdamaxState(t, tuple(new_m), tuple(new_u))
+
+
+def _sum_of_abs(g: IndexedSlices) -> IndexedSlices:
+    """The slices' magnitudes ``|v_j|``, still unsummed (a ``sum_of_abs`` profile's ``u`` input)."""
+    return IndexedSlices(namespace(g.values).abs(g.values), g.indices, g.dense_shape)
 
 
 def _set_rows(table: Any, rows: Any, values: Any) -> Any:

@@ -37,6 +37,12 @@ class Profile:
     ``sparse``
         ``"lazy"``: a sparse gradient changes only the rows it names (Keras 2.9);
         ``"dense"``: it is densified, so every row's m and u decay (Keras 3).
+    ``sparse_magnitude``
+        What ``u`` sees for a row that a sparse gradient names more than once (slices ``v_j``):
+        ``"abs_of_sum"``: ``|sum_j v_j|``, the magnitude of the summed gradient (Keras 2.9,
+        clause SP-1); ``"sum_of_abs"``: ``sum_j |v_j|`` (Keras 3 takes ``|values|`` slice by
+        slice before its ``maximum`` densifies them; ``m`` still sees ``sum_j v_j``).  Rows
+        named once, and dense gradients, are the same under both.
     ``hyper_rounding``
         How the framework itself rounds lr, b1, b2 before use: ``"float32"`` (stored
         as float32 then cast to the weight dtype, Keras) or ``"dtype"`` (used as
@@ -63,6 +69,7 @@ class Profile:
     beta_2: float
     epsilon_value: float
     description: str = ""
+    sparse_magnitude: Literal["abs_of_sum", "sum_of_abs"] = "abs_of_sum"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +86,8 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "keras3", "outside", True, "dense", "float32", "propagate", "keras3",
             0.001, 0.9, 0.999, 1e-7,
-            "Keras 3 keras.optimizers.Adamax: sparse gradients are densified",
+            "Keras 3 keras.optimizers.Adamax: sparse gradients are densified, u sees the sum of |values|",
+            sparse_magnitude="sum_of_abs",
         ),
         Profile(
             "torch", "inside", True, "dense", "dtype", "propagate", "none",

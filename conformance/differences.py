@@ -14,7 +14,8 @@ Probes (all deterministic, float32 unless said otherwise):
   dtype, or float32 first as Keras does) the target's numbers fit;
 * *sparse rows*: a gradient naming one row of a 4 x 3 table: are the other rows'
   weights untouched (lazy), moved (densified), or is the gradient refused;
-* *duplicate rows*: two slices +1 and -3 for one row: ``u`` should be ``|sum| = 2`` (SP-1);
+* *duplicate rows*: two slices +1 and -3 for one row: ``u`` is ``|sum| = 2`` (SP-1; the
+  ``keras3`` profile: the sum of ``|values|``, 4);
 * *NaN*: one NaN element in a dense gradient at step 2: is it NaN in ``w``, ``m``, ``u``;
 * *clipping*: which of ``clipvalue``/``clipnorm``/``global_clipnorm`` are built in;
 * *agreement*: the largest difference, in float32 ULP, between every pair of
@@ -103,7 +104,8 @@ def _sparse_rows(target: Target) -> str:
 
 
 def _duplicates(target: Target) -> str:
-    """Two slices for one row, +1 and -3: SP-1 wants ``u = |1 - 3| = 2`` on the first step."""
+    """Two slices for one row, +1 and -3: ``u = |1 - 3| = 2`` on the first step, or ``|1| + |-3| = 4``
+    (the ``keras3`` profile's ``sum_of_abs``)."""
     table = np.ones((3, 2), np.float32)
     sg = SparseGrad(np.array([1, 1]), np.array([[1.0, 1.0], [-3.0, -3.0]], np.float32), (3, 2))
     traj = _run(target, Case([table], [[sg]], dict(H), "float32", label="duplicates"))

@@ -564,7 +564,8 @@ def diagnose(case: Case, traj: Trajectory | None, variant: str, verdict: Verdict
         failing = {(c.step, c.param, c.index[0] if c.index else None) for c in verdict.failures}
         if dup_rows and all(f in dup_rows for f in failing):
             lines.append("every failing element is in a row named more than once by one sparse gradient: "
-                         "duplicate indices are not combined as SP-1 requires (sum the values, then |g|)")
+                         "duplicate indices are not combined as SP-1 requires for this profile (sum the "
+                         + ("values for m, and |values| for u)" if variant == "keras3" else "values, then |g|)"))
     if verdict is not None and verdict.max_ratio < MARGINAL:
         lines.append(f"marginal failure ({verdict.max_ratio:.3g} x bound): a rounding-level deviation "
                      "(operation order, hyperparameter rounding, accumulated error), not another variant")

@@ -68,19 +68,22 @@ _F64 = 2.0**-52
 
 @dataclass(frozen=True)
 class Variant:
-    """``epsilon``: outside | inside | inside_decay | none; ``lazy``: sparse rows only."""
+    """``epsilon``: outside | inside | inside_decay | none; ``lazy``: sparse rows only;
+    ``sum_abs``: ``u`` of a row named by several sparse slices ``v_j`` sees ``sum_j |v_j|``
+    (Keras 3), not ``|sum_j v_j|``."""
 
     name: str
     epsilon: str
     bias_correction: bool
     lazy: bool
+    sum_abs: bool = False
 
 
 VARIANTS = {
     v.name: v
     for v in (
         Variant("keras", "outside", True, True),
-        Variant("keras3", "outside", True, False),
+        Variant("keras3", "outside", True, False, sum_abs=True),
         Variant("torch", "inside", True, False),
         Variant("optax", "inside", True, False),
         Variant("paddle", "inside_decay", True, False),
@@ -185,13 +188,16 @@ def step_size(variant: Variant, lr: Any, b1: Any, t: float, f: Format, *,
 
 def moments(variant: Variant, h: Hyper, f: Format, g: np.ndarray, g_f: np.ndarray,
             m: np.ndarray, m_f: np.ndarray, u: np.ndarray, u_f: np.ndarray, *,
-            g_err: Any = 0.0, m_err: Any = 0.0, u_err: Any = 0.0) -> Moments:
+            g_err: Any = 0.0, m_err: Any = 0.0, u_err: Any = 0.0, a: np.ndarray | None = None,
+            a_f: np.ndarray | None = None, a_err: Any = 0.0) -> Moments:
     """The state update, exact, and its bound.
 
     ``g``, ``m``, ``u`` are object arrays (exact numbers or Python floats); ``*_f`` their values
     in float64 (correctly rounded); ``*_err`` absolute uncertainties of the inputs (0 when taken
-    from the target).  Bound of ``m'`` (covers the textbook form, the kernel form
-    ``m + (g-m)(1-b1)`` and lerp's ``g - (g-m) b1``, each at most 4 roundings of these terms)::
+    from the target).  ``a``, ``a_f``, ``a_err``: what ``u`` sees in place of ``|g|`` (a
+    ``sum_abs`` variant's summed slice magnitudes), ``None``: ``|g|``.  Bound of ``m'`` (covers
+    the textbook form, the kernel form ``m + (g-m)(1-b1)`` and lerp's ``g - (g-m) b1``, each at
+    most 4 roundings of these terms)::
 
         b1 Em + (1-b1) Eg + e (2 b1 |m| + 2 (1-b1) |g| + 3 |g-m| + |m'|) + 3 tiny
 
@@ -202,20 +208,21 @@ def moments(variant: Variant, h: Hyper, f: Format, g: np.ndarray, g_f: np.ndarra
     m_new = h.b1 * m + h.one_minus_b1 * g
     m_float = exact.to_float(m_new)
     decayed = h.b2 * u
-    mag = np.abs(g)
+    mag = np.abs(g) if a is None else a
     if variant.epsilon == "inside":
         mag = mag + h.eps
     elif variant.epsilon == "inside_decay":
         decayed = decayed + h.eps
     u_new = np.maximum(decayed, mag)
     m_bound, u_est, u_bound = moment_bounds(variant, h, f, g_f, m_f, u_f, m_float,
-                                            g_err=g_err, m_err=m_err, u_err=u_err)
+                                            g_err=g_err, m_err=m_err, u_err=u_err, a_f=a_f, a_err=a_err)
     return Moments(m_new, u_new, m_float, u_est, m_bound, u_bound)
 
 
 def moment_bounds(variant: Variant, h: Hyper, f: Format, g_f: np.ndarray, m_f: np.ndarray, u_f: np.ndarray,
                   m_float: np.ndarray, *, g_err: Any = 0.0, m_err: Any = 0.0,
-                  u_err: Any = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  u_err: Any = 0.0, a_f: np.ndarray | None = None,
+                  a_err: Any = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float64 part of :func:`moments`: ``(m_bound, u_est, u_bound)`` from float64 inputs and
     ``m_float`` (``m'`` correctly rounded to float64); the exact values are not needed."""
     e, eta = f.unit, f.tiny
@@ -226,8 +233,8 @@ def moment_bounds(variant: Variant, h: Hyper, f: Format, g_f: np.ndarray, m_f: n
                + e * (2 * fb1 * am + 2 * (1.0 - fb1) * ag + 3 * agm + np.abs(m_float))) * UP + 3 * eta
     dec_est = fb2 * np.abs(u_f)
     d_bound = fb2 * u_err + e * dec_est * UP + eta
-    mag_est = ag
-    mag_bound = np.asarray(g_err, dtype=np.float64) + 0.0 * ag
+    mag_est = ag if a_f is None else np.abs(a_f)
+    mag_bound = np.asarray(g_err if a_f is None else a_err, dtype=np.float64) + 0.0 * ag
     if variant.epsilon == "inside":
         mag_est = ag + feps
         mag_bound = mag_bound + e * mag_est * UP + eta

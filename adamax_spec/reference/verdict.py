@@ -209,6 +209,23 @@ class _Grad:
     g: np.ndarray      # object
     g_f: np.ndarray    # float64
     g_err: Any         # float64 array or 0.0
+    # what u sees in place of |g| (a ``sum_abs`` variant's summed |slices|), None: |g|
+    a: np.ndarray | None = None
+    a_f: np.ndarray | None = None
+    a_err: Any = 0.0
+
+    def pick(self, sel: Any) -> _Grad:
+        """The elements ``sel`` (dense gradients)."""
+        at = lambda e: e[sel] if isinstance(e, np.ndarray) and e.ndim else e  # noqa: E731
+        return _Grad(None, self.g[sel], self.g_f[sel], at(self.g_err),
+                     None if self.a is None else self.a[sel], None if self.a_f is None else self.a_f[sel],
+                     at(self.a_err))
+
+    def magnitude(self) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(a, a_f, a_err)``: what u sees (exact, float64, uncertainty)."""
+        if self.a is None or self.a_f is None:
+            return np.abs(self.g), np.abs(self.g_f), self.g_err
+        return self.a, self.a_f, self.a_err
 
 
 def _gradients(case: Any, v: Variant, f: Format) -> list[list[_Grad | None]]:
@@ -222,23 +239,40 @@ def _gradients(case: Any, v: Variant, f: Format) -> list[list[_Grad | None]]:
                 continue
             shape = np.shape(case.params[i])
             if hasattr(g, "indices"):
-                rows, gv, gb = _coalesce(np.asarray(g.indices).reshape(-1), vals[i], errs[i], f)
+                index = np.asarray(g.indices).reshape(-1)
+                rows, gv, gb = _coalesce(index, vals[i], errs[i], f)
+                # sum_abs: u sees sum_j |v_j| (|.| is 1-Lipschitz: the slices' errors carry over)
+                mags = _coalesce(index, np.abs(vals[i]), errs[i], f) if v.sum_abs and rows.size < index.size \
+                    else None
                 if v.lazy:
                     ncol = int(np.prod(shape[1:]))
                     idx = (rows[:, None] * ncol + np.arange(ncol)).reshape(-1)
-                    gflat = np.asarray(gv, dtype=object).reshape(-1)
-                    row.append(_Grad(idx, gflat, exact.to_float(gflat), np.asarray(gb).reshape(-1)))
+                    flat = lambda x: np.asarray(x, dtype=object).reshape(-1)  # noqa: E731
+                    gflat = flat(gv)
+                    grad = _Grad(idx, gflat, exact.to_float(gflat), np.asarray(gb).reshape(-1))
+                    if mags is not None:
+                        grad.a = flat(mags[1])
+                        grad.a_f, grad.a_err = exact.to_float(grad.a), np.asarray(mags[2]).reshape(-1)
+                    row.append(grad)
                     continue
-                dense = exact.floats(np.zeros(shape))
-                derr = np.zeros(shape)
-                dense[rows], derr[rows] = gv, gb
-                row.append(_Grad(None, dense.reshape(-1), exact.to_float(dense).reshape(-1), derr.reshape(-1)))
+                grad = _Grad(None, *_scatter(shape, rows, gv, gb))
+                if mags is not None:
+                    grad.a, grad.a_f, grad.a_err = _scatter(shape, rows, mags[1], mags[2])
+                row.append(grad)
             else:
                 gflat = np.asarray(vals[i], dtype=object).reshape(-1)
                 gerr = errs[i] if np.ndim(errs[i]) == 0 else np.asarray(errs[i]).reshape(-1)
                 row.append(_Grad(None, gflat, exact.to_float(gflat), gerr))
         out.append(row)
     return out
+
+
+def _scatter(shape: tuple[int, ...], rows: np.ndarray, vs: Any, bs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Densified rows, flat: (exact values, float64 values, errors); other rows are 0."""
+    dense = exact.floats(np.zeros(shape))
+    derr = np.zeros(shape)
+    dense[rows], derr[rows] = vs, bs
+    return dense.reshape(-1), exact.to_float(dense).reshape(-1), derr.reshape(-1)
 
 
 # -- judging ----------------------------------------------------------------------------------
@@ -341,9 +375,7 @@ def _probe(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Varian
     sub_obs.m = [None if ms is None else [x[picks[i]] for i, x in enumerate(ms)] for ms in obs.m[:last]]
     sub_obs.u = [None if us is None else [x[picks[i]] for i, x in enumerate(us)] for us in obs.u[:last]]
     sub_grads: list[list[_Grad | None]] = [
-        [_Grad(None, g.g[picks[i]], g.g_f[picks[i]],
-               g.g_err[picks[i]] if isinstance(g.g_err, np.ndarray) and g.g_err.ndim else g.g_err)
-         for i, g in enumerate(row) if g is not None] for row in grads[:last]]
+        [g.pick(picks[i]) for i, g in enumerate(row) if g is not None] for row in grads[:last]]
     return _judge_one(sub_case, sub_obs, sub_grads, v, fmt(case.dtype), name, interp, 1)
 
 
@@ -373,10 +405,11 @@ def _screen(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Varia
     out = []
     for i in range(len(case.params)):
         g = np.array([row[i].g_f for row in grads])  # type: ignore[union-attr]
+        a = np.array([row[i].magnitude()[1] for row in grads])  # type: ignore[union-attr]
         w_act = np.array([ps[i] for ps in obs.w[:steps]])
         w_old = np.concatenate([obs.start[i][None], w_act[:-1]])
         seen = {q: [obs.state(q, k) for k in range(steps)] for q in ("m", "u")}
-        mag = np.abs(g) + (eps if v.epsilon == "inside" else 0.0)
+        mag = a + (eps if v.epsilon == "inside" else 0.0)
         add = eps if v.epsilon == "inside_decay" else 0.0
         m_old, u_old = np.zeros_like(g), np.zeros_like(g)
         m_new, u_new = np.empty_like(g), np.empty_like(g)
@@ -540,8 +573,9 @@ def _judge_one(case: Any, obs: _Observed, grads: list[list[_Grad | None]], v: Va
                            None if seen["m"] is None else seen["m"][i][sel],
                            None if seen["u"] is None else seen["u"][i][sel], lr)
             if seen["m"] is None or seen["u"] is None:  # hidden state: the recurrence runs now
+                a, a_f, a_err = gr.magnitude()
                 seg.mo = moments(v, h, f, gr.g, gr.g_f, seg.m, seg.m_f, seg.u, seg.u_f,
-                                 g_err=gr.g_err, m_err=seg.m_err, u_err=seg.u_err)
+                                 g_err=gr.g_err, m_err=seg.m_err, u_err=seg.u_err, a=a, a_f=a_f, a_err=a_err)
             for q in ("m", "u"):
                 s = st[q][i]
                 obs_q = seen[q]
@@ -620,6 +654,10 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
                    g_err=pc(lambda s: np.float64(s.gr.g_err) if np.ndim(s.gr.g_err) == 0 else s.gr.g_err),
                    m_err=pc(lambda s: np.float64(s.m_err) if np.ndim(s.m_err) == 0 else s.m_err),
                    u_err=pc(lambda s: np.float64(s.u_err) if np.ndim(s.u_err) == 0 else s.u_err))
+        if any(s.gr.a is not None for s in part):  # a sum_abs variant's summed |slices|
+            ins.update(a=pc(lambda s: s.gr.magnitude()[0]), a_f=pc(lambda s: s.gr.magnitude()[1]),
+                       a_err=pc(lambda s: np.float64(s.gr.magnitude()[2]) if np.ndim(s.gr.magnitude()[2]) == 0
+                                else s.gr.magnitude()[2]))
         if screen and len(todo) == len(segs) and set(acts) == {"m", "u"} and w_old.size >= SCREEN_MIN:
             keep = _certify(found, v, h, f, ins, flr_t, rel, w_old, w_act, acts["m"][1], acts["u"][1],
                             step, param, flat, inv_c=inv_c)
@@ -632,7 +670,8 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
                 step, param, flat = step[keep], param[keep], flat[keep]
                 acts = {q: (slice(None), act[keep]) for q, (_, act) in acts.items()}
         mo = moments(v, h, f, ins["g"], ins["g_f"], ins["m"], ins["m_f"], ins["u"], ins["u_f"],
-                     g_err=ins["g_err"], m_err=ins["m_err"], u_err=ins["u_err"])
+                     g_err=ins["g_err"], m_err=ins["m_err"], u_err=ins["u_err"], a=ins.get("a"),
+                     a_f=ins.get("a_f"), a_err=ins.get("a_err", 0.0))
         if len(todo) == len(segs):
             allmo = mo
         else:
@@ -702,7 +741,7 @@ def _certify(found: _Found, v: Variant, h: Hyper, f: Format, ins: dict[str, np.n
     fb1, fb2, feps = float(h.b1), float(h.b2), float(h.eps)
     omb1, lost = eft.two_sum(np.ones(1), np.full(1, -fb1))  # 1 - b1 must be a float64 value
     if v.epsilon not in ("outside", "inside", "none") or not feps >= 0 or lost[0] != 0 or not np.isfinite(omb1[0]) \
-            or np.any(ins["g_err"]) or np.any(ins["m_err"]) or np.any(ins["u_err"]):
+            or np.any(ins["g_err"]) or np.any(ins["m_err"]) or np.any(ins["u_err"]) or "a" in ins:
         return None
     g_f, m_f, u_f = ins["g_f"], ins["m_f"], ins["u_f"]
     sc = eft.moments(v.epsilon, fb1, float(omb1[0]), fb2, feps, g_f, m_f, u_f)
