@@ -26,6 +26,20 @@ def round_to_float32(x: float) -> float:
         return math.copysign(math.inf, x)
 
 
+def round_to_format(x: float, eps: float, smallest_normal: float) -> float:
+    """``x`` rounded (ties to even) to the binary format with machine epsilon ``eps`` and
+    smallest normal ``smallest_normal`` (an ``xp.finfo``'s fields), subnormals included, as a
+    Python float; for ``|x|`` below the format's largest finite value (no overflow to inf)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    # x = f * 2**e with 0.5 <= |f| < 1: a normal x has p = 1 - log2(eps) bits, so its ULP is
+    # 2**(e - p); below the normal range the ULP is fixed at smallest_normal * eps.
+    e = math.frexp(x)[1]
+    p = 1 - math.frexp(eps)[1] + 1
+    ulp_exp = max(e - p, math.frexp(smallest_normal * eps)[1] - 1)
+    return math.ldexp(round(math.ldexp(x, -ulp_exp)), ulp_exp)  # exact scalings; round() ties to even
+
+
 def scalar(xp: Any, value: Any, like: Any) -> Any:
     """A 0-d array of ``like``'s dtype and device holding ``value``.
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ._xp import device, namespace, round_to_float32, scalar
+from ._xp import device, namespace, round_to_float32, round_to_format, scalar
 from .clipping import clip_gradients
 from .profiles import Profile, get_profile
 from .sparse import IndexedSlices, coalesce_rows, densify
@@ -114,6 +114,12 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     D, and ``1 - b1**t`` is computed in D; ``dtype`` rounding (torch/optax): the
     bias-corrected rate ``lr / (1 - b1**t)`` is computed in Python doubles and
     rounded once.  epsilon is converted straight to D in both.
+
+    With a Python ``int`` step, ``b1**t`` (b1 as held in D, t as cast to D) is taken in
+    doubles and rounded once to D: the D value nearest the exact power for D narrower than
+    float64, and the same bits on every machine (NumPy dispatches float32 ``pow`` to SIMD
+    code that is not correctly rounded on some CPUs, e.g. 0.9**4 with AVX512).  A traced
+    step (an array, under ``jax.jit``) uses the namespace's ``pow`` in D.
     """
     xp = namespace(like)
     p = hyper.profile
@@ -128,7 +134,13 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     if not p.bias_correction:
         lr_t = lr_d
     elif p.hyper_rounding == "float32" or hasattr(lr, "shape"):
-        lr_t = lr_d / (one - xp.pow(b1_d, scalar(xp, t if hasattr(t, "shape") else _cast_step(xp, t, like), like)))
+        if hasattr(t, "shape"):
+            power = xp.pow(b1_d, scalar(xp, t, like))
+        else:
+            fi = xp.finfo(like.dtype)
+            b1_held = round_to_format(b1, float(fi.eps), float(fi.smallest_normal))  # b1_d's value
+            power = scalar(xp, b1_held ** _cast_step(xp, t, like), like)
+        lr_t = lr_d / (one - power)
     else:
         lr_t = scalar(xp, float(lr) / (1.0 - b1**t), like)
     return StepScalars(lr_t, b1_d, one - b1_d, scalar(xp, b2, like), scalar(xp, hyper.epsilon, like))

@@ -58,6 +58,64 @@ def test_matches_tf_keras_legacy_bit_for_bit():
     np.testing.assert_array_max_ulp(ours, var.numpy(), maxulp=2)
 
 
+def _nearest_float32(x) -> np.float32:
+    """The float32 nearest the rational ``x`` (exact comparison of the three candidates)."""
+    from fractions import Fraction
+
+    c = np.float32(float(x))
+    cands = [c, np.nextafter(c, np.float32(np.inf)), np.nextafter(c, np.float32(-np.inf))]
+    return min(cands, key=lambda f: abs(Fraction(float(f)) - x))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_round_to_format_matches_ieee_casts(dtype):
+    """NumPy's float64 -> float16/float32 casts round once, ties to even (IEEE): the reference
+    for normals, subnormals and ties."""
+    from adamax_spec._xp import round_to_format
+
+    fi = np.finfo(dtype)
+    rng = np.random.default_rng(5)
+    xs = np.concatenate([rng.uniform(0, 1, 3000), 10.0 ** rng.uniform(-320, 0, 3000),
+                         rng.uniform(0, 4, 1000) * float(fi.smallest_normal),
+                         [1 + float(fi.eps) / 2, 1 + 1.5 * float(fi.eps), -0.0, 0.0]])
+    for x in xs:
+        want = float(np.asarray(x).astype(dtype))
+        assert round_to_format(float(x), float(fi.eps), float(fi.smallest_normal)) == want, repr(x)
+
+
+def test_round_to_format_rounds_once_for_bfloat16():
+    """bfloat16 (8 significant bits): on [0.5, 1) its ULP is 2**-8, so 0.998046860541912 lies
+    between 0.99609375 and 1.0, just below their midpoint 0.998046875: it rounds down (a cast
+    through float32 rounds twice, to 0.998046875 and then, a tie, up to 1.0)."""
+    from adamax_spec._xp import round_to_format
+
+    assert round_to_format(0.998046860541912, 2.0**-7, 2.0**-126) == 0.99609375
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bias_correction_power_is_nearest_float32_on_every_machine(backend):
+    """keras profile, float32 weights: ``lr_t = lr / (1 - b1**t)`` with ``b1**t`` the float32
+    nearest the exact power of float32(b1), so that the bits do not depend on the CPU (NumPy's
+    SIMD float32 ``pow`` is off by one ULP for 0.9**4 on AVX512 machines).  Expected values:
+    the power from exact rationals, then float32 ``1 - p`` and ``lr / (...)``, which IEEE
+    arithmetic rounds correctly (NumPy float32 scalars)."""
+    from fractions import Fraction
+
+    import array_api_compat
+
+    from adamax_spec.core import Hyper, step_scalars
+    from adamax_spec.profiles import get_profile
+
+    xp = array_api_compat.array_namespace(OursTarget(backend, "keras").xp.zeros(1))
+    like = xp.zeros((), dtype=xp.float32)
+    hyper = Hyper(get_profile("keras"), 1e-3, 0.9, 0.999, 1e-7)
+    lr, b1 = np.float32(1e-3), np.float32(0.9)
+    for t in range(1, 201):
+        want = lr / (np.float32(1) - _nearest_float32(Fraction(float(b1)) ** t))
+        got = np.float32(float(step_scalars(hyper, 1e-3, t, like).lr_t))
+        assert got == want, f"t={t}: {got!r} != {want!r}"
+
+
 BAD_CONSTRUCTOR = [
     (dict(learning_rate=-1.0), ValueError, "learning_rate"),
     (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
