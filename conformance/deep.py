@@ -10,6 +10,11 @@ trajectories, so it runs once and is not counted) or its time budget (``--second
 Properties keep their relative weights (``Property.scale``: long runs and large step counters
 get fewer examples).  Each target's summary is rewritten to ``OUT/<target>.json`` after every
 property, so an interrupted run keeps what it did; trajectories/second is printed per target.
+With ``--resume`` a target whose summary in ``OUT`` was made by the same code (a SHA-256 of the
+sources that decide its verdicts, :func:`code_fingerprint`, and the versions of the libraries
+involved) continues where
+it stopped, with the next round's seed, so the goal can be reached over several sittings; a
+summary made by other code is set aside (renamed ``*.stale.json``) and the target starts again.
 
 Profiles: our implementation (every installed backend) and ``tf_keras`` legacy under ``keras``,
 ``torch.optim.Adamax`` under ``torch``, ``optax.adamax`` under ``optax``, Keras 3 under ``keras3``.
@@ -18,6 +23,7 @@ Profiles: our implementation (every installed backend) and ``tf_keras`` legacy u
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -45,14 +51,59 @@ def _stem(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
+def code_fingerprint(label: str = "") -> str:
+    """SHA-256 of the sources that decide a verdict: the reference, the suite's properties,
+    strategies and adapters, and, for our own targets (``adamax_spec[...]``), the implementation
+    and its backends.  Reports, the CLI and the docs do not count."""
+    import importlib
+
+    def where(pkg: str) -> Path:  # the installed layout maps top-level folders into adamax_spec
+        return Path(next(iter(importlib.import_module(pkg).__path__)))
+
+    here = where("adamax_spec.conformance")
+    files = [*where("adamax_spec.reference").glob("*.py"), *(here / "adapters").glob("*.py"),
+             *(here / n for n in ("runner.py", "strategies.py", "case.py"))]
+    if label.startswith("adamax_spec["):
+        files += [*where("adamax_spec").glob("*.py"), *where("adamax_spec.backends").glob("*.py")]
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: (f.parent.name, f.name)):
+        h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def _resumable(path: Path, stamp: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved summary at ``path`` if the same code and libraries made it, else ``None``
+    (a summary made by other code is renamed ``*.stale.json``)."""
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and all(old.get(k) == v for k, v in stamp.items()):
+        return old
+    path.replace(path.with_suffix(".stale.json"))
+    return None
+
+
 def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: Path, seed: int = 0,
-             per_round: int = 50) -> dict[str, Any]:
-    """Rounds of every property until ``trajectories`` ran or ``seconds`` passed; returns the summary."""
+             per_round: int = 50, resume: bool = False) -> dict[str, Any]:
+    """Rounds of every property until ``trajectories`` ran or ``seconds`` passed; returns the summary.
+
+    ``resume``: continue the summary already in ``out`` if the same code made it (see the module)."""
+    from .differences import versions
+
     profile = own_profile(label)
-    summary: dict[str, Any] = {"target": label, "profile": profile, "goal": trajectories, "trajectories": 0,
-                               "seconds": 0.0, "rounds": 0, "per_property": {}, "failures": [],
-                               "status": "running", "seed": seed}
+    libs = versions(("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tf_keras", "tensorflow",
+                     "hypothesis", "gmpy2", "numba", "array_api_strict", "array-api-compat"))
+    stamp = {"target": label, "profile": profile, "code": code_fingerprint(label), "versions": libs,
+             "seed": seed, "per_round": per_round}
     path = out / f"{_stem(label)}.json"
+    old = _resumable(path, stamp) if resume else None
+    summary: dict[str, Any] = old or {**stamp, "goal": trajectories, "trajectories": 0, "seconds": 0.0,
+                                      "rounds": 0, "per_property": {}, "failures": [], "status": "running"}
+    summary["goal"] = trajectories
+    before = float(summary["seconds"])
 
     def save() -> None:
         path.write_text(json.dumps(summary, indent=1, default=str))
@@ -64,7 +115,7 @@ def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: P
         summary["status"] = f"cannot load: {e}"
         save()
         return summary
-    r = 0
+    r = int(summary["rounds"])
     while summary["trajectories"] < trajectories and time.perf_counter() - t0 < seconds:
         left = trajectories - summary["trajectories"]
         for prop in PROPERTIES:
@@ -83,11 +134,11 @@ def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: P
             if res.status in ("fail", "error"):
                 summary["failures"].append({"property": prop.id, "round": r, "seed": seed + r, "status": res.status,
                                             "detail": res.detail, "reproducer": res.reproducer})
-            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            summary["seconds"] = round(before + time.perf_counter() - t0, 1)
             save()
         r += 1
         summary["rounds"] = r
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["seconds"] = round(before + time.perf_counter() - t0, 1)
     summary["per_second"] = round(summary["trajectories"] / max(summary["seconds"], 1e-9), 2)
     summary["status"] = "fail" if summary["failures"] else "pass"
     save()
@@ -105,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="per-target goal (and time budget), overriding --trajectories/--seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-round", type=int, default=50, help="examples per property per round (at most)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each target's summary in --out where the same code made it")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, make in targets:
         n, secs = next((v for k, v in budget.items() if k == label or k in label), (a.trajectories, a.seconds))
         print(f"{label} under {own_profile(label)}: goal {n} trajectories", flush=True)
-        s = deep_run(label, make, trajectories=n, seconds=secs, out=out, seed=a.seed, per_round=a.per_round)
+        s = deep_run(label, make, trajectories=n, seconds=secs, out=out, seed=a.seed, per_round=a.per_round,
+                     resume=a.resume)
         bad += s["status"] != "pass"
         print(f"  {s['status']}: {s['trajectories']} trajectories in {s['seconds']:.0f} s "
               f"({s.get('per_second', 0):.1f}/s)", flush=True)

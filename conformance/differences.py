@@ -191,11 +191,13 @@ def render(data: dict[str, Any], versions: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def versions() -> dict[str, str]:
+def versions(dists: tuple[str, ...] = ("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tf_keras",
+                                         "tensorflow")) -> dict[str, str]:
+    """Installed versions (package metadata) of Python and ``dists``."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
-    for dist in ("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tf_keras", "tensorflow"):
+    for dist in dists:
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

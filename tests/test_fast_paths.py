@@ -18,7 +18,7 @@ from adamax_spec.backends import cupy_backend, dispatch
 from adamax_spec.conformance.adapters.ours import OursTarget
 from adamax_spec.conformance.runner import PROPERTIES, run_property
 
-from adamax_spec import Adamax, IndexedSlices
+from adamax_spec import Adamax, IndexedSlices, get_profile
 
 HAVE = {b: importlib.util.find_spec(b) is not None for b in ("torch", "jax", "cupy")}
 SHAPES = [(), (0,), (1,), (7,), (5, 3), (4, 2, 3), (70_001,)]
@@ -86,8 +86,13 @@ def _bits(a):
     return a.view(f"u{a.dtype.itemsize}") if a.dtype.itemsize in (2, 4, 8) else a
 
 
-def _run_pair(make_array, dtype, profile, steps=3, specials=False, seed=0):
-    """The same steps with fast=True and fast=False; returns both (params, m, u) lists."""
+def _run_pair(make_array, dtype, profile, steps=3, specials=False, seed=0, sparse=None):
+    """The same steps with fast=True and fast=False; returns both (params, m, u) lists.
+
+    ``sparse`` (default: where the profile's fast paths take sparse steps, i.e. ``abs_of_sum``):
+    parameter 4 gets an ``IndexedSlices`` gradient with repeated rows, else a dense one."""
+    if sparse is None:
+        sparse = get_profile(profile).sparse_magnitude == "abs_of_sum"
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s) for s in SHAPES]
     fast_p = [make_array(x, dtype) for x in init]
@@ -100,8 +105,9 @@ def _run_pair(make_array, dtype, profile, steps=3, specials=False, seed=0):
             if specials and g.size > 4:
                 g.reshape(-1)[:4] = [np.nan, np.inf, 0.0, -0.0]
             grads.append(None if (j == 2 and k == 1) else make_array(g, dtype))
-        grads[4] = IndexedSlices(make_array(rng.standard_normal((6, 3)), dtype),
-                                 make_array(np.array([1, 1, 4, 0, 4, 1]), None), (5, 3))
+        if sparse:
+            grads[4] = IndexedSlices(make_array(rng.standard_normal((6, 3)), dtype),
+                                     make_array(np.array([1, 1, 4, 0, 4, 1]), None), (5, 3))
         with np.errstate(all="ignore"):   # the generic path warns about NaN and inf; the kernels do not
             fast.apply_gradients(list(zip(grads, fast_p, strict=True)))
             slow.apply_gradients(list(zip(grads, slow_p, strict=True)))
@@ -120,6 +126,16 @@ def test_numpy_fast_path_is_bit_identical(profile, dtype, specials, spy):
     for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
         assert a.shape == b.shape and (_bits(a) == _bits(b)).all(), f"array {i} ({a.shape}) differs"
     assert spy.count("numpy") == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_of_abs_sparse_steps_take_the_generic_path(dtype, spy):
+    """keras3's ``u`` from the sum of ``|values|`` is left to the generic path (the kernels take
+    ``|g|`` of the summed rows): the fast optimizer declines those steps and gets the same bits."""
+    fast, slow = _run_pair(_np_array, dtype, "keras3", sparse=True)
+    for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        assert a.shape == b.shape and (_bits(a) == _bits(b)).all(), f"array {i} ({a.shape}) differs"
+    assert spy.count("numpy") == 0
 
 
 def test_numpy_many_tensors_and_mixed_dtypes_bit_identical():
@@ -173,8 +189,10 @@ def test_torch_fast_paths_are_bit_identical(profile, dtype, spy):
         x, y = a.to(torch.float64).numpy(), b.to(torch.float64).numpy()
         nan = np.isnan(x)
         assert (nan == np.isnan(y)).all() and (_bits(x[~nan]) == _bits(y[~nan])).all(), f"array {i} differs"
-    # bfloat16 (foreach path) leaves the sparse step to the generic path: dispatch declines
-    assert spy.count("torch") == (0 if dt == torch.bfloat16 else 3)
+    # bfloat16 (foreach path) leaves a step with a sparse gradient to the generic path: dispatch
+    # declines; keras3's runs are dense (its sparse steps are generic on every dtype)
+    sparse = get_profile(profile).sparse_magnitude == "abs_of_sum"
+    assert spy.count("torch") == (0 if dt == torch.bfloat16 and sparse else 3)
 
 
 @pytest.mark.skipif(not HAVE["torch"], reason="torch is not installed")
