@@ -82,6 +82,8 @@ class OursTarget:
             if self.backend == "jax":
                 return importlib.import_module("jax.numpy").bfloat16
             raise Unsupported("bfloat16", f"{self.backend} has no bfloat16")
+        if name == "float16" and self.backend == "dask":  # not in the standard's namespace; a NumPy dtype
+            return np.float16
         return getattr(xp, name)
 
     def _arr(self, a: np.ndarray, dtype: Any) -> Any:
@@ -117,9 +119,31 @@ class OursTarget:
         if self.backend == "array_api_strict":
             x = self.xp.astype(x, self.xp.float64) if x.dtype != self.xp.float64 else x
             return np.asarray(x._array)
-        if self.backend == "dask":
+        if self.backend == "dask" and hasattr(x, "compute"):
             x = x.compute()
         return np.asarray(x).astype(np.float64)
+
+    def _hosts(self, xs: list[Any]) -> list[np.ndarray]:
+        """``_host`` of each of ``xs``; dask computes them in one call, on the synchronous
+        scheduler (reading results back: a graph's numbers do not depend on its scheduler)."""
+        if self.backend == "dask" and xs:
+            xs = list(importlib.import_module("dask").compute(*xs, scheduler="synchronous"))
+        return [self._host(x) for x in xs]
+
+    def _restart_graph(self, opt: Any, params: list[Any], values: list[np.ndarray]) -> list[Any]:
+        """Dask: this step's params and state, already computed (``values``: params, then m, then
+        u, in float64), become the inputs of the next step as fresh arrays with the same chunks
+        and dtype, so that each step's graph is one step long (docs/backends.md: persist every step)."""
+        da = importlib.import_module("dask.array")
+        st, n = opt.state, len(params)
+
+        def fresh(x: Any, v: np.ndarray) -> Any:
+            return da.from_array(v.astype(x.dtype), chunks=x.chunks)
+
+        m = [fresh(x, v) for x, v in zip(st.m, values[n:2 * n], strict=True)]
+        u = [fresh(x, v) for x, v in zip(st.u, values[2 * n:], strict=True)]
+        opt.load_state_dict({"iterations": st.iterations, "m": m, "u": u})
+        return [fresh(x, v) for x, v in zip(params, values[:n], strict=True)]
 
     def make(self, hyper: dict[str, Any]) -> Any:
         import adamax_spec
@@ -160,24 +184,29 @@ class OursTarget:
                     grads.append(adamax_spec.IndexedSlices(values, self._idx(g.indices), g.dense_shape))
                 else:
                     grads.append(self._arr(g, dt))
-            before = [None if g is None else self._host(_values(g)) for g in grads]
+            named = [i for i, g in enumerate(grads) if g is not None]
+            given = self._hosts([_values(grads[i]) for i in named] + ([] if self.in_place else params))
+            before = dict(zip(named, given, strict=False))
             if self.in_place:
                 opt.apply_gradients(list(zip(grads, params, strict=True)))
+                old: list[Any] = []
             else:
-                given = [self._host(p) for p in params]
                 old, params = params, opt.apply(params, grads)
-                changed = [i for i, (a, p) in enumerate(zip(given, old, strict=True))
-                           if not np.array_equal(a, self._host(p), equal_nan=True)]
-                if changed:
-                    traj.faults.append(f"step {k + 1}: apply() modified the params it was given: {changed}")
-            for i, (b, g) in enumerate(zip(before, grads, strict=True)):
-                if b is not None and not np.array_equal(
-                        b, self._host(_values(g)), equal_nan=True):
-                    traj.faults.append(f"step {k + 1}: the gradient of params[{i}] was modified")
             st = opt.state
-            traj.params.append([self._host(p) for p in params])
-            traj.m.append([self._host(x) for x in st.m])
-            traj.u.append([self._host(x) for x in st.u])
+            n = len(params)
+            after = self._hosts([*params, *st.m, *st.u, *old, *(_values(grads[i]) for i in named)])
+            changed = [i for i, (a, b) in enumerate(zip(given[len(named):], after[3 * n:3 * n + len(old)],
+                                                        strict=True)) if not np.array_equal(a, b, equal_nan=True)]
+            if changed:
+                traj.faults.append(f"step {k + 1}: apply() modified the params it was given: {changed}")
+            for i, b in zip(named, after[3 * n + len(old):], strict=True):
+                if not np.array_equal(before[i], b, equal_nan=True):
+                    traj.faults.append(f"step {k + 1}: the gradient of params[{i}] was modified")
+            if self.backend == "dask":  # one graph per step, not the whole history
+                params = self._restart_graph(opt, params, after[:3 * n])
+            traj.params.append(after[:n])
+            traj.m.append(after[n:2 * n])
+            traj.u.append(after[2 * n:3 * n])
             names = {self._dtype_name(p) for p in params}
             traj.dtypes.append(names.pop() if len(names) == 1 else f"mixed {sorted(names)}")
         traj.devices = [self._device(p) for p in params]
