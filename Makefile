@@ -20,10 +20,12 @@ EXAMPLES ?= 5
 report: $(STAMP)
 	$(VENV)/bin/adamax-conformance --matrix --report-dir reports --examples $(EXAMPLES)
 
-## Deep runs: TRAJECTORIES generated trajectories per installed target under its own profile.
+## Deep runs: TRAJECTORIES generated trajectories per installed target under its own profile,
+## continued across sittings (--resume) in docs/deep-runs/, the summaries kept as evidence.
 TRAJECTORIES ?= 10000
 deep: $(STAMP)
-	$(PY) -m adamax_spec.conformance.deep --trajectories $(TRAJECTORIES) --out reports/deep
+	$(PY) -m adamax_spec.conformance.deep --resume --trajectories $(TRAJECTORIES) --out docs/deep-runs
+	$(PY) -m adamax_spec.conformance.deep --summarize --out docs/deep-runs
 
 ## Regenerate docs/differences.md from real runs of every installed peer.
 differences: $(STAMP)

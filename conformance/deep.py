@@ -1,6 +1,7 @@
 """Deep runs: many generated trajectories per installed target, each under its own profile.
 
-``python -m adamax_spec.conformance.deep [--trajectories N] [--targets ...] [--out reports/deep]``
+``python -m adamax_spec.conformance.deep [--trajectories N] [--targets ...] [--out DIR] [--resume]``
+(``--summarize``: print a Markdown table of ``DIR``'s summaries instead.)
 
 Runs the suite's properties (:data:`~adamax_spec.conformance.runner.PROPERTIES`, through
 :func:`~adamax_spec.conformance.runner.run_property`) in rounds, each round with a fresh
@@ -51,17 +52,26 @@ def _stem(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
+#: the adapter module each deep-run target goes through (label prefix -> file in ``adapters/``)
+ADAPTER_OF = {"adamax_spec[": "ours.py", "torch.optim.": "torch_optim.py", "optax.": "optax_adapter.py",
+              "tf_keras ": "keras_adapter.py", "keras 3": "keras_adapter.py"}
+
+
 def code_fingerprint(label: str = "") -> str:
     """SHA-256 of the sources that decide a verdict: the reference, the suite's properties,
-    strategies and adapters, and, for our own targets (``adamax_spec[...]``), the implementation
-    and its backends.  Reports, the CLI and the docs do not count."""
+    strategies and cases, the shared adapter code and the target's own adapter (every adapter
+    for a label not in :data:`ADAPTER_OF`), and, for our own targets (``adamax_spec[...]``),
+    the implementation and its backends.  Reports, the CLI and the docs do not count."""
     import importlib
 
     def where(pkg: str) -> Path:  # the installed layout maps top-level folders into adamax_spec
         return Path(next(iter(importlib.import_module(pkg).__path__)))
 
     here = where("adamax_spec.conformance")
-    files = [*where("adamax_spec.reference").glob("*.py"), *(here / "adapters").glob("*.py"),
+    own = next((f for prefix, f in ADAPTER_OF.items() if label.startswith(prefix)), None)
+    adapters = [here / "adapters" / n for n in ("__init__.py", "_common.py", own)] if own else \
+        [*(here / "adapters").glob("*.py")]
+    files = [*where("adamax_spec.reference").glob("*.py"), *adapters,
              *(here / n for n in ("runner.py", "strategies.py", "case.py"))]
     if label.startswith("adamax_spec["):
         files += [*where("adamax_spec").glob("*.py"), *where("adamax_spec.backends").glob("*.py")]
@@ -145,6 +155,22 @@ def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: P
     return summary
 
 
+def summarize(out: Path) -> str:
+    """A Markdown table of the summaries in ``out`` (stale ones left out): per target its profile,
+    trajectories against the goal, time, failures, and whether this checkout's code made it."""
+    rows = ["| target | profile | trajectories | goal reached | seconds | per second | failures "
+            "| made by this code |", "|---|---|---:|---|---:|---:|---:|---|"]
+    for path in sorted(out.glob("*.json")):
+        if path.name.endswith(".stale.json"):
+            continue
+        s = json.loads(path.read_text())
+        n, goal, secs = int(s["trajectories"]), int(s["goal"]), float(s["seconds"])
+        current = "yes" if s.get("code") == code_fingerprint(s["target"]) else "no (code changed since)"
+        rows.append(f"| {s['target']} | {s['profile']} | {n:,} | {'yes' if n >= goal else 'no'} "
+                    f"| {secs:,.0f} | {n / max(secs, 1e-9):.1f} | {len(s['failures'])} | {current} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trajectories", type=int, default=10_000, help="goal per target (default 10000)")
@@ -158,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-round", type=int, default=50, help="examples per property per round (at most)")
     p.add_argument("--resume", action="store_true",
                    help="continue each target's summary in --out where the same code made it")
+    p.add_argument("--summarize", action="store_true",
+                   help="print a Markdown table of the summaries in --out and run nothing")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.summarize:
+        print(summarize(out), end="")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     budget: dict[str, tuple[int, float]] = {}
     for item in a.budget:

@@ -42,3 +42,20 @@ def test_summary_from_other_code_is_set_aside(tmp_path: Path) -> None:
     again = _run(tmp_path, 1, resume=True)
     assert again["rounds"] == 1  # started again
     assert json.loads((tmp_path / "adamax_spec_numpy_.stale.json").read_text())["code"] == "0" * 64
+
+
+def test_summarize_tables_current_summaries_only(tmp_path: Path) -> None:
+    _run(tmp_path, 1, resume=False)
+    table = deep.summarize(tmp_path)
+    assert f"| {LABEL} | keras |" in table and "| yes |" in table.splitlines()[2]
+    (tmp_path / "adamax_spec_numpy_.json").rename(tmp_path / "adamax_spec_numpy_.stale.json")
+    assert len(deep.summarize(tmp_path).splitlines()) == 2  # header only
+
+
+def test_fingerprint_covers_each_targets_own_adapter_only() -> None:
+    ours, torch_optim = deep.code_fingerprint(LABEL), deep.code_fingerprint("torch.optim.Adamax")
+    assert len({ours, torch_optim, deep.code_fingerprint("optax.adamax"),
+                deep.code_fingerprint("tf_keras legacy Adamax")}) == 4
+    # both Keras targets go through one adapter; an unknown label counts every adapter
+    assert deep.code_fingerprint("tf_keras legacy Adamax") == deep.code_fingerprint("keras 3 Adamax [tensorflow]")
+    assert deep.code_fingerprint("someone else's") not in (ours, torch_optim)
