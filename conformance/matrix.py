@@ -67,7 +67,7 @@ def installed_targets(*, keras_only: bool = False) -> list[tuple[str, Callable[[
 
     out: list[tuple[str, Callable[[str], Target]]] = []
     if not keras_only:
-        for b in ("numpy", "torch", "jax", "array_api_strict", "cupy"):
+        for b in ("numpy", "torch", "jax", "array_api_strict", "dask", "cupy"):
             if importlib.util.find_spec(b) is not None:
                 out.append((f"adamax_spec[{b}]", partial(OursTarget, b)))
         for label, mod, spec in (("torch.optim.Adamax", "torch", "torch.optim:Adamax"),
