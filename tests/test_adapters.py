@@ -379,3 +379,47 @@ def test_adapter_modules_import_no_framework() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+
+PROFILE_OF = {"torch": "torch", "optax": "optax", "keras3": "keras3", "tf_keras": "keras"}
+#: float32: two subnormals and one more below the normal range, next to a normal value
+TINY = np.array([-1.1050030124833526e-38, 1e-40, 3.0, -2e-39], np.float32)
+
+
+def test_subnormal_inputs_reach_the_peer_unchanged(peer: tuple[str, object]) -> None:
+    """Float32 subnormal weights and gradients are handed to the peer as they are (TensorFlow's
+    ``tf.cast`` from float64 flushed them to zero, which the adapter then refused as a changed
+    input), and the peer's dense steps are judged by the reference under its own profile."""
+    from adamax_spec.reference.verdict import judge
+
+    key, adapter = peer
+    assert (np.abs(TINY[[0, 1, 3]]) < np.finfo(np.float32).smallest_normal).all()
+    case = Case([TINY.astype(np.float64)], [[TINY[::-1].astype(np.float64)], [TINY.astype(np.float64)]],
+                {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7})
+    verdict = judge(case, adapter.run(case), PROFILE_OF[key])
+    assert verdict.ok, verdict.failures[0].describe()
+
+
+def _subnormal_duplicates() -> Case:
+    values = np.stack([TINY, TINY]).astype(np.float64)
+    return Case([np.zeros((3, 4))], [[SparseGrad(np.array([1, 1]), values, (3, 4))]],
+                {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7})
+
+
+@pytest.mark.parametrize("key", ["keras3", "tf_keras"])
+def test_subnormal_sparse_values_reach_the_peer_unchanged(key: str) -> None:
+    run = _adapter(key).run(_subnormal_duplicates())  # the adapter checks every value it hands over
+    assert np.isfinite(run.params[0][0]).all()
+
+
+@pytest.mark.xfail(strict=True, reason="open gap in the error model: TensorFlow on CPU reads subnormal "
+                   "operands as zero (DAZ) when it sums duplicate rows (two -1.1e-38 give 0, not -2.2e-38); "
+                   "the duplicate-sum bound charges no underflow term")
+@pytest.mark.parametrize("key", ["keras3", "tf_keras"])
+def test_subnormal_duplicate_rows_are_judged_within_bound(key: str) -> None:
+    from adamax_spec.reference.verdict import judge
+
+    case = _subnormal_duplicates()
+    verdict = judge(case, _adapter(key).run(case), PROFILE_OF[key])
+    assert verdict.ok, verdict.failures[0].describe()

@@ -52,8 +52,20 @@ def _tf_keras() -> Any:
     return tf_keras
 
 
+def _in_dtype(x: Any, dtype: Any) -> np.ndarray:
+    """``x`` (float64 values representable in ``dtype``) as a NumPy array of ``dtype`` (a name,
+    or a ``tf.DType``), converted by NumPy, whose casts keep subnormal numbers: TensorFlow's
+    ``tf.cast`` on CPU flushes them to zero, and the inputs would no longer be the case's."""
+    name = str(getattr(dtype, "name", dtype))
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.asarray(x, dtype=np.float64).astype(ml_dtypes.bfloat16)
+    return np.asarray(x, dtype=np.float64).astype(np.dtype(name))
+
+
 def _indexed_slices(tf: Any, g: SparseGrad, dtype: Any) -> Any:
-    values = tf.cast(tf.constant(np.asarray(g.values)), dtype)
+    values = tf.constant(_in_dtype(g.values, dtype))
     _common.check_exact("sparse gradient values", g.values, values.numpy())
     return tf.IndexedSlices(
         values=values,
@@ -181,7 +193,7 @@ class Keras3Adapter:
             with warnings.catch_warnings():
                 # JAX without x64 warns and truncates float64; detected just below.
                 warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
-                v = keras.Variable(np.asarray(p), dtype=dtype, trainable=True, name=f"w{i}")
+                v = keras.Variable(_in_dtype(p, dtype), dtype=dtype, trainable=True, name=f"w{i}")
             if str(v.dtype) != dtype:
                 raise Unsupported(dtype, f"keras[{self.backend}] made a {v.dtype} variable")
             _common.check_exact(f"param {i}", p, _numpy(v))
@@ -199,7 +211,7 @@ class Keras3Adapter:
                 if isinstance(g, SparseGrad):
                     pairs.append((_indexed_slices(tf, g, v.dtype), v))
                 else:
-                    t = keras.ops.convert_to_tensor(np.asarray(g), dtype=dtype)
+                    t = keras.ops.convert_to_tensor(_in_dtype(g, dtype), dtype=dtype)
                     _common.check_exact("gradient", g, _numpy(t))
                     pairs.append((t, v))
             _apply(opt, pairs, case, tf)
@@ -307,7 +319,7 @@ class TfKerasLegacyAdapter:
         opt = self._make(case.hyper)
         variables = []
         for i, p in enumerate(case.params):
-            v = tf.Variable(tf.cast(tf.constant(np.asarray(p)), dtype), name=f"w{i}")
+            v = tf.Variable(tf.constant(_in_dtype(p, dtype)), name=f"w{i}")
             _common.check_exact(f"param {i}", p, v.numpy())
             variables.append(v)
         before, after_last = _common.checkpoint_points(case)
@@ -322,7 +334,7 @@ class TfKerasLegacyAdapter:
                 if isinstance(g, SparseGrad):
                     pairs.append((_indexed_slices(tf, g, dtype), v))
                 else:
-                    t = tf.cast(tf.constant(np.asarray(g)), dtype)
+                    t = tf.constant(_in_dtype(g, dtype))
                     _common.check_exact("gradient", g, t.numpy())
                     pairs.append((t, v))
             _apply(opt, pairs, case, tf)
