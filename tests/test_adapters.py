@@ -413,11 +413,11 @@ def test_subnormal_sparse_values_reach_the_peer_unchanged(key: str) -> None:
     assert np.isfinite(run.params[0][0]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="open gap in the error model: TensorFlow on CPU reads subnormal "
-                   "operands as zero (DAZ) when it sums duplicate rows (two -1.1e-38 give 0, not -2.2e-38); "
-                   "the duplicate-sum bound charges no underflow term")
 @pytest.mark.parametrize("key", ["keras3", "tf_keras"])
 def test_subnormal_duplicate_rows_are_judged_within_bound(key: str) -> None:
+    """TensorFlow on CPU reads subnormal operands as zero when it sums duplicate rows (two
+    -1.1e-38 give 0, not -2.2e-38): the duplicate-sum bound charges each subnormal addend and each
+    flushed partial sum (error-model.md), so this correct peer passes."""
     from adamax_spec.reference.verdict import judge
 
     case = _subnormal_duplicates()

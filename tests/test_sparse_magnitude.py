@@ -81,3 +81,19 @@ def test_reference_judges_the_duplicate_rule_per_variant(expose: bool, size: tup
     keras = judge(case, _run(case, sum_abs=False, lazy=True, expose=expose), "keras")
     assert keras.ok, keras.failures[:1]
     assert not judge(case, _run(case, sum_abs=True, lazy=True, expose=expose), "keras").ok
+
+
+@pytest.mark.parametrize(("scale", "accepted"), [(0.9, True), (2.0, False)], ids=["subnormal", "normal"])
+def test_duplicate_sum_flushed_to_zero_only_where_its_addends_are_subnormal(scale: float, accepted: bool) -> None:
+    """One row named twice with ``scale * tiny`` each (float32 ``tiny = 2**-126``). A target that
+    reads subnormal addends as zero (DAZ, TensorFlow on CPU) gets a zero sum, and with it zero
+    ``m``, ``u`` and update: accepted where the addends are subnormal (``0.9 tiny`` each: the sum
+    ``1.8 tiny`` is lost), rejected where they are normal (``2 tiny`` each: a sum of ``4 tiny`` lost is
+    more than the bound's ``(k-1)`` flushed partial sums and roundings)."""
+    tiny = float(np.finfo(np.float32).smallest_normal)
+    values = np.full((2, 1), scale * tiny)
+    case = Case([np.zeros((3, 1))], [[SparseGrad(np.array([1, 1]), values, (3, 1))]],
+                {"learning_rate": LR, "beta_1": B1, "beta_2": B2, "epsilon": EPS})
+    zero = [np.zeros((3, 1))]
+    traj = Trajectory(params=[zero], m=[zero], u=[zero])
+    assert judge(case, traj, "keras").ok is accepted

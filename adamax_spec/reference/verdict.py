@@ -181,7 +181,9 @@ def _sqrt(x: Any) -> Any:
 
 
 def _coalesce(indices: np.ndarray, values: np.ndarray, errs: Any, f: Format):
-    """Sum duplicate rows exactly; a correct target's sum may differ by (k-1) roundings."""
+    """Sum duplicate rows exactly; a correct target's sum may differ by (k-1) roundings, and
+    where it flushes subnormals (U-2: TensorFlow on CPU, GPUs) by (k-1) flushed partial sums,
+    each below ``tiny``, and by its subnormal addends, each read as zero."""
     rows, inverse, counts = np.unique(indices, return_inverse=True, return_counts=True)
     errs = np.broadcast_to(np.asarray(errs, dtype=np.float64), values.shape)
     if rows.size == indices.size:  # no duplicates: nothing is summed
@@ -196,8 +198,12 @@ def _coalesce(indices: np.ndarray, values: np.ndarray, errs: Any, f: Format):
         for k in sel[1:]:
             s = s + values[k]
         out[j] = s
-        absum = np.sum(np.abs(exact.to_float(values[sel])), axis=0) * (1 + 2.0**-48) if sel.size > 1 else 0.0
-        bound[j] = errs[sel].sum(axis=0) + (counts[j] - 1) * f.unit * absum
+        if sel.size == 1:
+            bound[j] = errs[sel].sum(axis=0)
+            continue
+        mags = np.abs(exact.to_float(values[sel])) * (1 + 2.0**-48)
+        subnormal = np.where(mags < f.tiny, mags, 0.0).sum(axis=0)
+        bound[j] = errs[sel].sum(axis=0) + (counts[j] - 1) * (f.unit * mags.sum(axis=0) + f.tiny) + subnormal
     return rows, out, bound
 
 
