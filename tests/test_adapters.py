@@ -423,3 +423,23 @@ def test_subnormal_duplicate_rows_are_judged_within_bound(key: str) -> None:
     case = _subnormal_duplicates()
     verdict = judge(case, _adapter(key).run(case), PROFILE_OF[key])
     assert verdict.ok, verdict.failures[0].describe()
+
+
+def test_torch_bfloat16_epsilon_is_a_bfloat16_scalar() -> None:
+    """torch on CPU adds epsilon to a bfloat16 ``|g|`` as a bfloat16 scalar (``bfloat16(1e-3) =
+    0.00099945``): ``|g| = 0.00105...`` gives ``u = 0.0020446...`` where a float32 epsilon gives
+    ``0.0020599...``, 0.54 ULP from the exact sum, past the bound of the other interpretations.
+    Found by the deep run of U-dtypes once it drew bfloat16."""
+    from adamax_spec.reference.verdict import judge
+
+    pytest.importorskip("torch")
+    g = np.array([0.0010528564453125, 0.0019989013671875, -0.5, 1.0])  # bfloat16 values
+    bf = np.asarray(_adapter("torch").run(Case([np.zeros(4)], [[g]], {"learning_rate": 0.01, "beta_1": 0.9,
+                                                                        "beta_2": 0.99, "epsilon": 1e-3},
+                                                 "bfloat16")).u[0][0])
+    assert bf[0] == 0.002044677734375
+    # step 2: a zero gradient, so u = beta_2 * u, where bfloat16(0.99) = 0.98828125 would show
+    case = Case([np.zeros(4)], [[g], [np.zeros(4)]],
+                {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3}, "bfloat16")
+    verdict = judge(case, _adapter("torch").run(case), "torch")
+    assert verdict.ok and verdict.interpretation == "beta_2 in float32, epsilon in bfloat16, rest as passed"
