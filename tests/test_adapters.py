@@ -443,3 +443,18 @@ def test_torch_bfloat16_epsilon_is_a_bfloat16_scalar() -> None:
                 {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3}, "bfloat16")
     verdict = judge(case, _adapter("torch").run(case), "torch")
     assert verdict.ok and verdict.interpretation == "beta_2 in float32, epsilon in bfloat16, rest as passed"
+
+
+def test_optax_low_precision_beta_2_and_epsilon_take_the_dtype() -> None:
+    """JAX's weakly typed Python floats: optax's ``max(beta_2 * nu, |g| + eps)`` uses beta_2 and
+    eps in the array's dtype (bfloat16 here), while its step size comes from beta_1 as passed (0.999
+    would be 1.0 in bfloat16). One element of a failing deep-run case (U-dtypes, seed 7): ``u`` at
+    step 2 is 0.54 ULP from the other interpretations' values, 1.07 x their bound."""
+    from adamax_spec.reference.verdict import judge
+
+    pytest.importorskip("optax")
+    case = Case([np.zeros(1)], [[np.array([0.103515625])], [np.array([-0.00262451171875])],
+                                [np.array([-0.00421142578125])]],
+                {"epsilon": 0.001, "beta_1": 0.999, "beta_2": 0.6002728736886462, "learning_rate": 0.5}, "bfloat16")
+    verdict = judge(case, _adapter("optax").run(case), "optax")
+    assert verdict.ok and verdict.interpretation == "beta_2 and epsilon in dtype, rest as passed"

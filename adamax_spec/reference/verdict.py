@@ -127,6 +127,10 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     opmath = "float32" if dtype in ("float16", "bfloat16") else dtype
     cands["beta_2 and epsilon in the compute type, rest as passed"] = {
         **base, "beta_2": float(round_to(base["beta_2"], opmath)), "epsilon": float(round_to(base["epsilon"], opmath))}
+    # optax on JAX: Python floats are weakly typed, so beta_2 and epsilon take the array's dtype
+    # (float16/bfloat16 included), while the step size is formed apart (from beta_1 as passed).
+    cands["beta_2 and epsilon in dtype, rest as passed"] = {
+        **base, "beta_2": float(round_to(base["beta_2"], dtype)), "epsilon": float(round_to(base["epsilon"], dtype))}
     if dtype == "bfloat16":
         # torch on CPU, bfloat16: exp_inf.mul_(beta_2) multiplies in float32, but grad.abs().add_(eps)
         # adds eps rounded to bfloat16 (measured: |g| = 0.00105 plus 1e-3 gives 0.0020446..., as
