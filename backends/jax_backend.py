@@ -14,16 +14,28 @@ the caller's arrays stay valid, as the functional API promises.
 (params, state)`` that *donates* the parameter and moment buffers (XLA updates them
 in place where the platform allows); the arrays passed in are invalid afterwards.
 
-Sparse gradients (``IndexedSlices``: data-dependent shapes) take the generic path.
+Sparse gradients (``IndexedSlices``) are compiled too.  Their number of slices varies
+from step to step, and every new shape would compile anew, so :func:`_pad` first pads
+``indices`` and ``values`` to the next power of two with rows that name index ``n``
+(one past the last row) and hold zeros; clipping then sees the same norms (zeros add
+nothing).  Inside the jitted step :func:`_coalesce` sums duplicate rows exactly as
+:func:`adamax_spec.sparse.coalesce_rows` does (sorted unique rows, each sum added in
+the order the slices occur) and gives the padding index ``n``, which the row writes
+(``mode="drop"``) discard.  A lazy profile then updates only the named rows (Keras's
+``b1*m + (1 - b1)*g`` form, as the core's sparse path); a dense-sparse profile
+scatters the sums into zeros and takes the dense step.  (The ``sum_of_abs`` rule
+never reaches a fast path: :func:`adamax_spec.backends.dispatch.fast_step` declines it.)
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from adamax_spec.clipping import clip_gradients
 from adamax_spec.core import AdamaxState, Hyper, StepScalars, learning_rate_at, step_scalars, update_rows
@@ -35,13 +47,64 @@ __all__ = ["make_step", "step"]
 
 def _update(profile: Profile, which: tuple[int, ...], ws: Sequence[Any], gs: Sequence[Any], ms: Sequence[Any],
             us: Sequence[Any], scalars: Sequence[Sequence[Any]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Every parameter's step; ``gs[k]`` is a dense gradient or a padded ``(indices, values)`` pair."""
     out_w, out_m, out_u = [], [], []
     for w, g, m, u, k in zip(ws, gs, ms, us, which, strict=True):
-        nw, nm, nu = update_rows(profile, w, g, m, u, StepScalars(*scalars[k]), kernel_form=True)
+        s = StepScalars(*scalars[k])
+        if not isinstance(g, tuple):
+            nw, nm, nu = update_rows(profile, w, g, m, u, s, kernel_form=True)
+        else:
+            rows, total = _coalesce(*g, w.shape[0])
+            if profile.sparse == "lazy":
+                def gather(a: Any) -> Any:
+                    return a.at[rows].get(mode="fill", fill_value=0)
+
+                new = update_rows(profile, gather(w), total, gather(m), gather(u), s, kernel_form=False)
+                nw, nm, nu = (a.at[rows].set(r, mode="drop") for a, r in zip((w, m, u), new, strict=True))
+            else:
+                dense = jnp.zeros_like(w).at[rows].set(total.astype(w.dtype), mode="drop")
+                nw, nm, nu = update_rows(profile, w, dense, m, u, s, kernel_form=True)
         out_w.append(nw)
         out_m.append(nm)
         out_u.append(nu)
     return out_w, out_m, out_u
+
+
+def _coalesce(indices: Any, values: Any, n: int) -> tuple[Any, Any]:
+    """:func:`adamax_spec.sparse.coalesce_rows` with static shapes: ``(rows, sums)`` of length
+    ``len(indices)``, ``rows`` sorted ascending, then ``n`` where no row is left (and for the
+    padding, whose index is ``n``).  Each sum adds a row's slices in the order they occur."""
+    size = indices.shape[0]
+    order = jnp.argsort(indices, stable=True)
+    ordered = indices[order]
+    first = jnp.concatenate([jnp.ones(1, bool), ordered[1:] != ordered[:-1]])
+    starts = jnp.nonzero(first, size=size, fill_value=size)[0]
+    counts = jnp.concatenate([starts[1:], jnp.full(1, size, starts.dtype)]) - starts
+    rows = jnp.where(counts > 0, ordered[jnp.minimum(starts, size - 1)], n).astype(indices.dtype)
+    most = jnp.max(jnp.where(rows < n, counts, 0))       # the padding row is not a real row
+    expand = (slice(None),) + (None,) * (values.ndim - 1)
+
+    def slice_at(r: Any) -> Any:
+        return values[order[jnp.minimum(starts + r, size - 1)]]
+
+    def add(r: Any, total: Any) -> Any:
+        return total + jnp.where((counts > r)[expand], slice_at(r), jnp.zeros((), values.dtype))
+
+    return rows, jax.lax.fori_loop(1, most, add, slice_at(0))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _pad(indices: Any, values: Any, size: int, n: int) -> tuple[Any, Any]:
+    """``indices`` and ``values`` padded to ``size`` slices that name row ``n`` and hold zeros."""
+    extra = size - indices.shape[0]
+    return (jnp.concatenate([indices, jnp.full((extra,), n, indices.dtype)]),
+            jnp.concatenate([values, jnp.zeros((extra, *values.shape[1:]), values.dtype)]))
+
+
+def _padded(g: IndexedSlices) -> IndexedSlices:
+    size = max(8, 1 << (g.indices.shape[0] - 1).bit_length())
+    indices, values = _pad(g.indices, g.values, size, g.dense_shape[0])
+    return IndexedSlices(values, indices, g.dense_shape)
 
 
 _JITTED: dict[bool, Callable[..., Any]] = {}
@@ -56,10 +119,9 @@ def _jitted(donate: bool) -> Callable[..., Any]:
 
 
 def _prepare(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper
-             ) -> tuple[list[int], list[Any], tuple[int, ...], list[Any]] | None:
+             ) -> tuple[list[int], list[Any], tuple[int, ...], list[Any]]:
     live = [i for i, g in enumerate(grads) if g is not None]
-    if any(isinstance(grads[i], IndexedSlices) for i in live):
-        return None
+    grads = [_padded(g) if isinstance(g, IndexedSlices) else g for g in grads]
     grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
                            global_clipnorm=hyper.global_clipnorm)
     lr = learning_rate_at(hyper, state.iterations)
@@ -72,15 +134,13 @@ def _prepare(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hy
             s = step_scalars(hyper, lr, t, w)
             slot[w.dtype] = len(scalars)
             scalars.append((s.lr_t, s.beta_1, s.one_minus_beta_1, s.beta_2, s.epsilon))
-    return live, [grads[i] for i in live], tuple(slot[params[i].dtype] for i in live), scalars
+    gs = [(g.indices, g.values) if isinstance(g, IndexedSlices) else g for g in (grads[i] for i in live)]
+    return live, gs, tuple(slot[params[i].dtype] for i in live), scalars
 
 
 def _run(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, donate: bool
-         ) -> tuple[list[Any], AdamaxState] | None:
-    prepared = _prepare(params, grads, state, hyper)
-    if prepared is None:
-        return None
-    live, gs, which, scalars = prepared
+         ) -> tuple[list[Any], AdamaxState]:
+    live, gs, which, scalars = _prepare(params, grads, state, hyper)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
         nw, nm, nu = _jitted(donate)(hyper.profile, which, [params[i] for i in live], gs,
@@ -92,8 +152,8 @@ def _run(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
 
 
 def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
-         cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
-    """``Adamax.apply`` on JAX arrays: the jitted step, inputs left valid; ``None`` for sparse."""
+         cache: dict[str, Any]) -> tuple[list[Any], AdamaxState]:
+    """``Adamax.apply`` on JAX arrays: the jitted step, inputs left valid."""
     return _run(params, grads, state, hyper, donate=False)
 
 
@@ -103,14 +163,15 @@ def make_step(hyper: Hyper) -> Callable[[Sequence[Any], AdamaxState, Sequence[An
     ``hyper`` is an optimizer's :attr:`Adamax.hyper`; ``state`` starts as
     :func:`adamax_spec.core.init(params) <adamax_spec.core.init>`.  ``params`` and the
     state's moments must not be used after the call (their buffers are donated).
-    Arguments are not validated (run one ``Adamax.apply`` first to check them);
-    sparse gradients are not accepted.
+    Arguments are not validated (run one ``Adamax.apply`` first to check them).
+    Sparse gradients are accepted except under a ``sum_of_abs`` profile (Keras 3), whose
+    rule only the generic path implements.
     """
     def donating_step(params: Sequence[Any], state: AdamaxState, grads: Sequence[Any]
                       ) -> tuple[list[Any], AdamaxState]:
-        out = _run(params, grads, state, hyper, donate=True)
-        if out is None:
-            raise TypeError("make_step takes dense gradients only (IndexedSlices: use Adamax.apply)")
-        return out
+        if hyper.profile.sparse_magnitude != "abs_of_sum" and any(isinstance(g, IndexedSlices) for g in grads):
+            raise TypeError(f"make_step under profile {hyper.profile.name!r} takes dense gradients only "
+                            "(its sparse rule, u from the sum of |values|, is on the generic path: use Adamax.apply)")
+        return _run(params, grads, state, hyper, donate=True)
 
     return donating_step

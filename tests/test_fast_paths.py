@@ -48,7 +48,7 @@ FAST_PROPERTIES = {
     "numpy": ("U-dense", "U-dtypes", "U-long", "SP-sparse", "C-clip", "LR-schedule", "CK-checkpoint",
               "N-nonfinite", "G-groups"),
     "torch": ("U-dense", "U-dtypes", "SP-sparse", "CK-checkpoint", "N-nonfinite"),
-    "jax": ("U-dense", "U-dtypes", "C-clip"),
+    "jax": ("U-dense", "U-dtypes", "SP-sparse", "C-clip"),
 }
 CASES = [(b, p) for b in ("numpy", "torch", "jax") if b == "numpy" or HAVE[b]
          for p in PROPERTIES if p.id in FAST_PROPERTIES[b]]
@@ -58,7 +58,7 @@ CASES = [(b, p) for b in ("numpy", "torch", "jax") if b == "numpy" or HAVE[b]
 def test_fast_path_conforms_to_keras_profile(backend, prop, spy):
     r = run_property(prop, OursTarget(backend, "keras", fast=True), "keras", examples=4, seed=1)
     assert r.status in ("pass", "not supported"), f"{r.detail}\n{r.reproducer}"
-    if prop.id in ("U-dense", "SP-sparse") and backend != "jax":
+    if prop.id in ("U-dense", "SP-sparse"):
         assert backend in spy, "the fast path never took a step"
 
 
@@ -68,6 +68,16 @@ def test_fast_path_conforms_to_other_profiles(profile):
         if prop.id in ("U-dense", "U-dtypes", "SP-sparse"):
             r = run_property(prop, OursTarget("numpy", profile, fast=True), profile, examples=4, seed=2)
             assert r.status in ("pass", "not supported"), f"{prop.id}: {r.detail}\n{r.reproducer}"
+
+
+@pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
+@pytest.mark.parametrize("profile", ["torch", "optax"])
+def test_jax_sparse_steps_conform_under_dense_sparse_profiles(profile, spy):
+    """The jitted sparse step's other branch: rows summed, scattered into zeros, dense step."""
+    prop = next(p for p in PROPERTIES if p.id == "SP-sparse")
+    r = run_property(prop, OursTarget("jax", profile, fast=True), profile, examples=6, seed=3)
+    assert r.status == "pass", f"{r.detail}\n{r.reproducer}"
+    assert "jax" in spy
 
 
 def test_generic_in_place_path_conforms():
@@ -258,6 +268,63 @@ def test_jax_donating_step_matches_apply():
     want = opt.apply(w, g)
     assert state.iterations == 1
     assert (np.asarray(params[0]) == np.asarray(want[0])).all()
+
+
+@pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
+@pytest.mark.parametrize("nnz", [0, 1, 7, 8, 9])
+def test_jax_padded_coalesce_is_bit_identical_to_the_core(nnz):
+    """The jitted sums add the same slices in the same order as ``coalesce_rows`` (each addition
+    rounded once, so every bit agrees), the padding (index n) never shows as a row, and sizes
+    at a power of two (8: no padding; 9: padded to 16) are handled alike."""
+    import jax.numpy as jnp
+    from adamax_spec.backends import jax_backend
+
+    from adamax_spec.sparse import coalesce_rows
+
+    n = 5
+    rng = np.random.default_rng(nnz)
+    idx = rng.integers(0, n, nnz)
+    if nnz:
+        idx[-1] = n - 1                  # the last row, next to the padding index
+    vals = rng.standard_normal((nnz, 3)).astype(np.float32)
+    if nnz >= 2:
+        vals[:2] = -0.0                  # the sign of a zero sum follows the core's additions
+        idx[:2] = idx[0]
+    g = jax_backend._padded(IndexedSlices(jnp.asarray(vals), jnp.asarray(idx, jnp.int32), (n, 3)))
+    assert g.indices.shape[0] == max(8, 1 << max(nnz - 1, 0).bit_length())
+    rows, sums = jax_backend._coalesce(g.indices, g.values, n)
+    want_rows, want_sums = coalesce_rows(idx, vals)
+    k = len(want_rows)
+    np.testing.assert_array_equal(np.asarray(rows[:k]), want_rows)
+    assert (np.asarray(rows[k:]) == n).all()
+    assert (_bits(np.asarray(sums[:k])) == _bits(want_sums)).all()
+
+
+@pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
+def test_jax_sparse_step_is_jitted_lazy_and_donates(spy):
+    import jax.numpy as jnp
+    from adamax_spec.backends import jax_backend
+
+    from adamax_spec import core
+
+    w = jnp.asarray(np.arange(12.0).reshape(6, 2), jnp.float32)
+    dense = jnp.ones((3,), jnp.float32)
+    g = IndexedSlices(jnp.asarray([[1.0, -2.0], [0.5, 0.5], [3.0, 3.0]], jnp.float32), jnp.asarray([4, 1, 4]), (6, 2))
+    opt = Adamax(0.01)
+    new = opt.apply([w, dense], [g, dense])
+    assert spy == ["jax"]
+    untouched = np.array([0, 2, 3, 5])
+    assert (_bits(np.asarray(new[0])[untouched]) == _bits(np.asarray(w)[untouched])).all()
+    assert (np.asarray(opt.state.u[0])[untouched] == 0).all()
+    assert (np.asarray(new[0])[[1, 4]] != np.asarray(w)[[1, 4]]).all()
+    step = jax_backend.make_step(Adamax(0.01).hyper)
+    donated, state = step([jnp.array(w), jnp.array(dense)], core.init([w, dense]), [g, dense])
+    assert state.iterations == 1
+    for x, y in zip(donated, new, strict=True):
+        assert (_bits(np.asarray(x)) == _bits(np.asarray(y))).all()
+    with pytest.raises(TypeError, match="keras3"):
+        jax_backend.make_step(Adamax(0.01, profile="keras3").hyper)([w], core.init([w]), [g])
+
 
 
 # -- atomicity, opt-out, laziness ---------------------------------------------------------------
