@@ -32,6 +32,7 @@ torch      yes          :mod:`.torch_backend`: CPU tensors by data pointers cach
                         bfloat16) tensors through ``torch._foreach_*`` ops
 jax        no           :mod:`.jax_backend`: the step ``jax.jit``-compiled
 cupy       yes          :mod:`.cupy_backend`: one fused ``ElementwiseKernel``
+dask       no           :mod:`.dask_backend`: one ``map_blocks`` graph layer per tensor
 =========  ===========  ===========================================================
 """
 
@@ -51,6 +52,7 @@ REGISTRY: dict[tuple[str, bool], str] = {
     ("torch", True): "adamax_spec.backends.torch_backend",
     ("jax", False): "adamax_spec.backends.jax_backend",
     ("cupy", True): "adamax_spec.backends.cupy_backend",
+    ("dask", False): "adamax_spec.backends.dask_backend",
 }
 
 _ALIASES = {"jaxlib": "jax"}

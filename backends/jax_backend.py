@@ -54,12 +54,11 @@ def _update(profile: Profile, which: tuple[int, ...], ws: Sequence[Any], gs: Seq
         if not isinstance(g, tuple):
             nw, nm, nu = update_rows(profile, w, g, m, u, s, kernel_form=True)
         else:
-            rows, total = _coalesce(*g, w.shape[0])
+            indices, values = g
+            rows, total = _coalesce(indices, values, w.shape[0])
             if profile.sparse == "lazy":
-                def gather(a: Any) -> Any:
-                    return a.at[rows].get(mode="fill", fill_value=0)
-
-                new = update_rows(profile, gather(w), total, gather(m), gather(u), s, kernel_form=False)
+                w_rows, m_rows, u_rows = (a.at[rows].get(mode="fill", fill_value=0) for a in (w, m, u))
+                new = update_rows(profile, w_rows, total, m_rows, u_rows, s, kernel_form=False)
                 nw, nm, nu = (a.at[rows].set(r, mode="drop") for a, r in zip((w, m, u), new, strict=True))
             else:
                 dense = jnp.zeros_like(w).at[rows].set(total.astype(w.dtype), mode="drop")
