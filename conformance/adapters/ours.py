@@ -195,18 +195,20 @@ class OursTarget:
             st = opt.state
             n = len(params)
             after = self._hosts([*params, *st.m, *st.u, *old, *(_values(grads[i]) for i in named)])
-            changed = [i for i, (a, b) in enumerate(zip(given[len(named):], after[3 * n:3 * n + len(old)],
-                                                        strict=True)) if not np.array_equal(a, b, equal_nan=True)]
+            new_w, new_m, new_u = after[:n], after[n:2 * n], after[2 * n:3 * n]
+            old_now, grads_now = after[3 * n:3 * n + len(old)], after[3 * n + len(old):]
+            changed = [i for i, (a, b) in enumerate(zip(given[len(named):], old_now, strict=True))
+                       if not np.array_equal(a, b, equal_nan=True)]
             if changed:
                 traj.faults.append(f"step {k + 1}: apply() modified the params it was given: {changed}")
-            for i, b in zip(named, after[3 * n + len(old):], strict=True):
+            for i, b in zip(named, grads_now, strict=True):
                 if not np.array_equal(before[i], b, equal_nan=True):
                     traj.faults.append(f"step {k + 1}: the gradient of params[{i}] was modified")
             if self.backend == "dask":  # one graph per step, not the whole history
                 params = self._restart_graph(opt, params, after[:3 * n])
-            traj.params.append(after[:n])
-            traj.m.append(after[n:2 * n])
-            traj.u.append(after[2 * n:3 * n])
+            traj.params.append(new_w)
+            traj.m.append(new_m)
+            traj.u.append(new_u)
             names = {self._dtype_name(p) for p in params}
             traj.dtypes.append(names.pop() if len(names) == 1 else f"mixed {sorted(names)}")
         traj.devices = [self._device(p) for p in params]
