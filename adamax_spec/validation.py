@@ -240,6 +240,9 @@ def _check_sparse(i: int, g: IndexedSlices, w: Any) -> None:
         raise TypeError(f"{name}.indices and .values must be arrays of params[{i}]'s library") from e
     if not xp.isdtype(g.indices.dtype, "integral"):
         raise TypeError(f"{name}.indices must be a 1-d integer array, got dtype={g.indices.dtype}")
+    if g.indices.dtype not in (xp.int32, xp.int64):  # narrower ones: torch cannot index, JAX overflows
+        raise TypeError(f"{name}.indices must be int32 or int64 (as Keras's IndexedSlices), "
+                        f"got dtype={g.indices.dtype}")
     if g.indices.ndim != 1:
         raise ValueError(f"{name}.indices must be a 1-d integer array, got shape {tuple(g.indices.shape)}")
     want = (g.indices.shape[0], *tuple(w.shape[1:]))

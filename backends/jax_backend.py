@@ -94,8 +94,10 @@ def _coalesce(indices: Any, values: Any, n: int) -> tuple[Any, Any]:
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _pad(indices: Any, values: Any, size: int, n: int) -> tuple[Any, Any]:
-    """``indices`` and ``values`` padded to ``size`` slices that name row ``n`` and hold zeros."""
+    """``indices`` and ``values`` padded to ``size`` slices that name row ``n`` and hold zeros;
+    ``indices`` as int32 (int64 for 2**31 rows or more), which holds ``n`` whatever their dtype."""
     extra = size - indices.shape[0]
+    indices = indices.astype(jnp.int32 if n < 2**31 - 1 else jnp.int64)
     return (jnp.concatenate([indices, jnp.full((extra,), n, indices.dtype)]),
             jnp.concatenate([values, jnp.zeros((extra, *values.shape[1:]), values.dtype)]))
 
