@@ -6,7 +6,8 @@ calls :func:`step`, which runs the core's own :func:`adamax_spec.core.update_row
 the profile's epsilon and NaN rule) for every parameter inside one jitted function,
 so XLA fuses the element-wise work into one pass per tensor.  The step scalars
 (learning rate, bias correction) and clipping are computed outside by the core,
-exactly as the generic path computes them, and passed in as arguments, so a new
+exactly as the generic path computes them (on host NumPy values of the parameter's
+dtype: same bits, no eager JAX work per step), and passed in as arguments, so a new
 step count or learning rate never recompiles.  ``Adamax.apply`` does **not** donate:
 the caller's arrays stay valid, as the functional API promises.
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adamax_spec.clipping import clip_gradients
 from adamax_spec.core import AdamaxState, Hyper, StepScalars, learning_rate_at, step_scalars, update_rows
@@ -119,6 +121,17 @@ def _jitted(donate: bool) -> Callable[..., Any]:
     return fn
 
 
+def _host_like(w: Any, lr: Any) -> Any:
+    """What the step scalars are computed on: a NumPy 0-d array of ``w``'s dtype, so that they
+    are host values passed into the jitted step (six eager JAX conversions cost about 1 ms a
+    step); the same bits, since each scalar is one IEEE operation or conversion in that dtype
+    (``tests/test_fast_paths.py``).  ``w`` itself for bfloat16 (NumPy's ``finfo`` does not know
+    it) and for a learning rate that is an array (kept where it lives: no device sync)."""
+    if hasattr(lr, "shape") or w.dtype == jnp.bfloat16:
+        return w
+    return np.empty((), w.dtype)
+
+
 def _prepare(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper
              ) -> tuple[list[int], list[Any], tuple[int, ...], list[Any]]:
     live = [i for i, g in enumerate(grads) if g is not None]
@@ -132,7 +145,7 @@ def _prepare(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hy
     for i in live:
         w = params[i]
         if w.dtype not in slot:
-            s = step_scalars(hyper, lr, t, w)
+            s = step_scalars(hyper, lr, t, _host_like(w, lr))
             slot[w.dtype] = len(scalars)
             scalars.append((s.lr_t, s.beta_1, s.one_minus_beta_1, s.beta_2, s.epsilon))
     gs = [(g.indices, g.values) if isinstance(g, IndexedSlices) else g for g in (grads[i] for i in live)]

@@ -271,6 +271,33 @@ def test_jax_donating_step_matches_apply():
 
 
 @pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
+@pytest.mark.parametrize("profile", ["keras", "keras3", "torch", "optax", "mlx"])
+def test_jax_step_scalars_from_the_host_have_the_device_bits(profile):
+    """The jitted step takes its scalars computed on NumPy 0-d arrays of the parameter's dtype
+    (no eager JAX work per step): every bit as the core computes them on JAX arrays, at steps
+    where ``b1**t`` is inexact, where a float16 step count saturates and past it."""
+    import jax
+    import jax.numpy as jnp
+    from adamax_spec.backends import jax_backend
+
+    from adamax_spec.core import step_scalars
+
+    hyper = Adamax(0.0123, profile=profile).hyper
+    dtypes = [jnp.float16, jnp.float32] + ([jnp.float64] if jax.config.jax_enable_x64 else [])
+    for dt in dtypes:
+        w = jnp.zeros((2,), dt)
+        like = jax_backend._host_like(w, 0.0123)
+        assert isinstance(like, np.ndarray)
+        for t in (1, 4, 2049, 70_000):
+            host, device = step_scalars(hyper, 0.0123, t, like), step_scalars(hyper, 0.0123, t, w)
+            for name in ("lr_t", "beta_1", "one_minus_beta_1", "beta_2", "epsilon"):
+                a, b = np.asarray(getattr(host, name)), np.asarray(getattr(device, name))
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (dt, t, name)
+    assert jax_backend._host_like(jnp.zeros(2, jnp.bfloat16), 0.01).dtype == jnp.bfloat16   # stays on JAX
+    assert not isinstance(jax_backend._host_like(w, jnp.asarray(0.01)), np.ndarray)
+
+
+@pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
 @pytest.mark.parametrize("nnz", [0, 1, 7, 8, 9])
 def test_jax_padded_coalesce_is_bit_identical_to_the_core(nnz):
     """The jitted sums add the same slices in the same order as ``coalesce_rows`` (each addition
