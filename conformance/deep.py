@@ -52,6 +52,17 @@ def _stem(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
+#: the modules of ``backends/`` each of our targets can run (``adamax_spec[<backend>]``; any
+#: other backend counts them all); ``tests/test_deep.py`` checks that a run loads no others
+OUR_BACKEND_FILES = {
+    "numpy": ("dispatch", "numpy_apply", "numpy_backend", "host"),
+    "torch": ("dispatch", "torch_backend", "numpy_apply", "numpy_backend", "host"),
+    "jax": ("dispatch", "jax_backend"),
+    "array_api_strict": ("dispatch",),
+    "dask": ("dispatch", "dask_backend"),
+    "cupy": ("dispatch", "cupy_backend"),
+}
+
 #: the adapter module each deep-run target goes through (label prefix -> file in ``adapters/``)
 ADAPTER_OF = {"adamax_spec[": "ours.py", "torch.optim.": "torch_optim.py", "optax.": "optax_adapter.py",
               "tf_keras ": "keras_adapter.py", "keras 3": "keras_adapter.py"}
@@ -61,7 +72,8 @@ def code_fingerprint(label: str = "") -> str:
     """SHA-256 of the sources that decide a verdict: the reference, the suite's properties,
     strategies and cases, the shared adapter code and the target's own adapter (every adapter
     for a label not in :data:`ADAPTER_OF`), and, for our own targets (``adamax_spec[...]``),
-    the implementation and its backends.  Reports, the CLI and the docs do not count."""
+    the implementation and the backend modules that target runs (:data:`OUR_BACKEND_FILES`).
+    Reports, the CLI and the docs do not count."""
     import importlib
 
     def where(pkg: str) -> Path:  # the installed layout maps top-level folders into adamax_spec
@@ -74,7 +86,10 @@ def code_fingerprint(label: str = "") -> str:
     files = [*where("adamax_spec.reference").glob("*.py"), *adapters,
              *(here / n for n in ("runner.py", "strategies.py", "case.py"))]
     if label.startswith("adamax_spec["):
-        files += [*where("adamax_spec").glob("*.py"), *where("adamax_spec.backends").glob("*.py")]
+        backends = where("adamax_spec.backends")
+        names = OUR_BACKEND_FILES.get(label[len("adamax_spec["):].split("]")[0].split(",")[0])
+        files += [*where("adamax_spec").glob("*.py"),
+                  *(backends.glob("*.py") if names is None else (backends / f"{n}.py" for n in names))]
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: (f.parent.name, f.name)):
         h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
