@@ -111,9 +111,11 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     """The step's scalars in ``like``'s dtype and device.
 
     ``float32`` hyper rounding (Keras): lr, b1, b2 are rounded to float32, cast to
-    D, and ``1 - b1**t`` is computed in D; ``dtype`` rounding (torch/optax): the
-    bias-corrected rate ``lr / (1 - b1**t)`` is computed in Python doubles and
-    rounded once.  epsilon is converted straight to D in both.
+    D, and ``1 - b1**t`` is computed in D; ``keras3`` (Keras 3 on TensorFlow): the
+    same for lr and the b1 in ``b1**t``, but b2 goes straight to D and the moment
+    weight ``1 - b1`` is formed in doubles, then rounded to D; ``dtype`` rounding
+    (torch/optax): the bias-corrected rate ``lr / (1 - b1**t)`` is computed in Python
+    doubles and rounded once.  epsilon is converted straight to D in all three.
 
     With a Python ``int`` step, ``b1**t`` (b1 as held in D, t as cast to D) is taken in
     doubles and rounded once to D: the D value nearest the exact power for D narrower than
@@ -124,8 +126,9 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     xp = namespace(like)
     p = hyper.profile
     b1, b2 = hyper.beta_1, hyper.beta_2
-    if p.hyper_rounding == "float32":
-        b1, b2 = round_to_float32(b1), round_to_float32(b2)
+    if p.hyper_rounding in ("float32", "keras3"):
+        b1 = round_to_float32(b1)
+        b2 = round_to_float32(b2) if p.hyper_rounding == "float32" else b2
         if not hasattr(lr, "shape"):
             lr = round_to_float32(float(lr))
     b1_d = scalar(xp, b1, like)
@@ -133,7 +136,7 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
     lr_d = scalar(xp, lr, like)
     if not p.bias_correction:
         lr_t = lr_d
-    elif p.hyper_rounding == "float32" or hasattr(lr, "shape"):
+    elif p.hyper_rounding in ("float32", "keras3") or hasattr(lr, "shape"):
         if hasattr(t, "shape"):
             power = xp.pow(b1_d, scalar(xp, t, like))
         else:
@@ -143,7 +146,9 @@ def step_scalars(hyper: Hyper, lr: Any, t: int, like: Any) -> StepScalars:
         lr_t = lr_d / (one - power)
     else:
         lr_t = scalar(xp, float(lr) / (1.0 - b1**t), like)
-    return StepScalars(lr_t, b1_d, one - b1_d, scalar(xp, b2, like), scalar(xp, hyper.epsilon, like))
+    # Keras 3 multiplies by the Python double (1 - beta_1) cast to D, not by 1 - (beta_1 in D)
+    one_minus_b1 = scalar(xp, 1.0 - hyper.beta_1, like) if p.hyper_rounding == "keras3" else one - b1_d
+    return StepScalars(lr_t, b1_d, one_minus_b1, scalar(xp, b2, like), scalar(xp, hyper.epsilon, like))
 
 
 def _cast_step(xp: Any, t: int, like: Any) -> float:

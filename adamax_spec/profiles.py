@@ -45,8 +45,11 @@ class Profile:
         named once, and dense gradients, are the same under both.
     ``hyper_rounding``
         How the framework itself rounds lr, b1, b2 before use: ``"float32"`` (stored
-        as float32 then cast to the weight dtype, Keras) or ``"dtype"`` (used as
-        Python doubles, rounded by the weight-dtype arithmetic, torch/optax).  Both
+        as float32 then cast to the weight dtype, Keras 2.9), ``"keras3"`` (lr and the b1
+        of ``b1**t`` so, but b2 cast straight to the dtype and the moment weight
+        ``1 - b1`` formed from the Python double, then cast: Keras 3 on TensorFlow) or
+        ``"dtype"`` (used as Python doubles, rounded by the weight-dtype arithmetic,
+        torch/optax).  All
         are conformant to every profile (clause H-2); this records what the
         framework does, and what *our* implementation does under the profile.
     ``nan_in_max``
@@ -61,7 +64,7 @@ class Profile:
     epsilon: EpsilonPlacement
     bias_correction: bool
     sparse: Literal["lazy", "dense"]
-    hyper_rounding: Literal["float32", "dtype"]
+    hyper_rounding: Literal["float32", "keras3", "dtype"]
     nan_in_max: Literal["keep_decayed", "propagate"]
     clipping: Literal["keras2", "keras3", "none"]
     learning_rate: float
@@ -84,7 +87,7 @@ PROFILES: dict[str, Profile] = {
             "Keras 2.9 tf.keras.optimizers.Adamax (optimizer_v2), = tf_keras legacy",
         ),
         Profile(
-            "keras3", "outside", True, "dense", "float32", "propagate", "keras3",
+            "keras3", "outside", True, "dense", "keras3", "propagate", "keras3",
             0.001, 0.9, 0.999, 1e-7,
             "Keras 3 keras.optimizers.Adamax: sparse gradients are densified, u sees the sum of |values|",
             sparse_magnitude="sum_of_abs",

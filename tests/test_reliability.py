@@ -391,14 +391,17 @@ def _reference(profile, w, g, m, u, t, lr, b1, b2, eps, sparse=False):
     """
     p = get_profile(profile)
     w, g, m, u = (np.asarray(x, np.float64) for x in (w, g, m, u))
-    if p.hyper_rounding == "float32":
-        lr, b1, b2 = (float(np.float32(x)) for x in (lr, b1, b2))
+    b1_bias = b1
+    if p.hyper_rounding in ("float32", "keras3"):   # keras3: 1 - b1 and b2 from the doubles
+        lr, b1_bias = float(np.float32(lr)), float(np.float32(b1))
+        if p.hyper_rounding == "float32":
+            b1, b2 = b1_bias, float(np.float32(b2))
     m = b1 * m + (1 - b1) * g
     mag = np.abs(g) + (eps if p.epsilon == "inside" else 0.0)
     keep = p.nan_in_max == "keep_decayed" and not sparse
     u = (np.fmax if keep else np.maximum)(b2 * u, mag)
     denom = u + eps if p.epsilon == "outside" else u
-    return w - lr / (1 - b1**t) * m / denom, m, u
+    return w - lr / (1 - b1_bias**t) * m / denom, m, u
 
 
 FAULTS = [np.nan, np.inf, -np.inf]

@@ -118,6 +118,13 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     if b1_bias != keras3["beta_1"]:
         keras3["_b1_bias"] = b1_bias
     cands["float32 learning rate and bias-correction beta_1, rest in dtype"] = keras3
+    # Keras 3 on TensorFlow as it runs: the moment weight is the Python double (1 - beta_1) cast
+    # to the dtype, within half an ULP of 1 - beta_1 as passed, while beta_1 ** t still comes from
+    # beta_1 cast to the dtype. In bfloat16 a beta_1 of 0.998 or more is 1.0 there, so
+    # 1 - beta_1**t = 0 and the step is +-inf where m is not 0 (measured: w = inf after one step);
+    # "rest in dtype" above rounds beta_1 itself, which gives m = 0 and NaN instead.
+    cands["float32 learning rate and bias-correction beta_1, 1 - beta_1 from the double, rest in dtype"] = {
+        **keras3, "beta_1": base["beta_1"], **({"_b1_bias": b1_bias} if b1_bias != base["beta_1"] else {})}
     # Keras 3 on the torch and JAX backends: ops.cast(beta_1, dtype) keeps the double, so only
     # the float32 learning-rate variable is rounded (measured: w after one float64 step).
     cands["float32 learning rate, rest in dtype"] = {k: v for k, v in keras3.items() if k != "_b1_bias"}
@@ -725,8 +732,11 @@ def _evaluate(found: _Found, segs: list[_Segment], v: Variant, h: Hyper, f: Form
     def w_maker(j: int) -> tuple[float, float]:
         return float(w_old[j] - wt.delta[j]), float(w_act[j])
 
-    found.add(w_idx[0], w_idx[1], 0, w_idx[2], _ratio(diff, wt.w_bound, w_act, nan_exp),
-              (w_maker, wt.w_bound, diff, "w"))
+    ratio_w = _ratio(diff, wt.w_bound, w_act, nan_exp)
+    # An infinite lr_t (1 - b1**t exactly 0: b1 is 1.0 in the dtype) has no relative bound, so
+    # w_bound is inf; but w - inf * m'/d is then +-inf or NaN whatever m' and d are, never finite.
+    ratio_w = np.where(np.isinf(flr_t) & np.isfinite(w_act), np.inf, ratio_w)
+    found.add(w_idx[0], w_idx[1], 0, w_idx[2], ratio_w, (w_maker, wt.w_bound, diff, "w"))
     for order, q, ref, bnd in ((1, "m", allmo.m, allmo.m_bound), (2, "u", allmo.u, allmo.u_bound)):
         if q not in acts:
             continue
