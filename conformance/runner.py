@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from ..profiles import PROFILES, ArgumentRuleKind, Profile
 from ..reference.formats import fmt
 from ..reference.model import VARIANTS
 from ..reference.verdict import Verdict, judge
@@ -42,15 +43,16 @@ __all__ = ["PROPERTIES", "Property", "Result", "diagnose", "reproducer", "run_al
 
 
 # ---------------------------------------------------------------------------------------------
-# Profile rules the reference's variant table does not carry (docs/spec.md S-none, N-1, V-args).
+# Profile rules the reference's variant table does not carry (docs/spec.md S-none, N-1, C-*,
+# V-args) are read from the profile records of ``adamax_spec.profiles``: step_counter,
+# nan_in_max, clipping, validates_hyperparameters, rejects_unknown_kwargs, words.
 
-#: Profiles whose step counter is per parameter: a parameter without a gradient does not
-#: advance it (torch.optim keeps ``state[p]["step"]``).  Every other profile: one per optimizer.
-PER_PARAMETER_COUNTER = frozenset({"torch"})
-#: What the dense ``max`` does with a NaN ``|g|``: Keras 2.9's Eigen ``cwiseMax`` keeps ``b2*u``.
-NAN_KEEPS_DECAYED_U = frozenset({"keras"})
-#: Profiles whose framework has built-in clipping arguments.
-CLIPPING_PROFILES = frozenset({"keras", "keras3"})
+
+def profile_rules(variant: str) -> Profile | None:
+    """The profile record of ``variant``, or ``None`` for a name no profile has (then no
+    profile-specific rule applies: one step counter, NaN propagates, no clipping, no words)."""
+    return PROFILES.get(variant)
+
 
 #: Target runs hypothesis may spend shrinking one property's failure; past it the smallest
 #: failing example found so far is reported (a count, not a time: runs stay deterministic).
@@ -62,24 +64,40 @@ MARGINAL = 2.0
 _DEFAULT_ARGS = {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 _NAN = float("nan")
 
+
+
+def _expectations(kind: ArgumentRuleKind) -> dict[str, str]:
+    """``{profile: "reject" | "accept"}`` for one kind of bad argument, from the profile records
+    (``Profile.argument_rule``); a profile whose rule is "may" is left out."""
+    out = {}
+    for name, p in PROFILES.items():
+        e = p.argument_rule(kind)
+        if e != "may":
+            out[name] = e
+    return out
+
+
+#: The bad arguments and what each kind of them is (its rule per profile: ``_expectations``).
+_BAD_ARGUMENTS: list[tuple[dict[str, Any], str, ArgumentRuleKind]] = [
+    ({"learning_rate": -1.0}, "learning_rate", "hyperparameter_range"),
+    ({"learning_rate": _NAN}, "learning_rate", "hyperparameter_range"),
+    ({"beta_1": 1.0}, "beta_1", "hyperparameter_range"),
+    ({"beta_1": -0.1}, "beta_1", "hyperparameter_range"),
+    ({"beta_1": _NAN}, "beta_1", "hyperparameter_range"),
+    ({"beta_2": 1.0}, "beta_2", "hyperparameter_range"),
+    ({"beta_2": -0.1}, "beta_2", "hyperparameter_range"),
+    ({"epsilon": -1e-8}, "epsilon", "hyperparameter_range"),
+    ({"not_an_argument": 1}, "not_an_argument", "unknown_argument"),
+    ({"clipnorm": -1.0}, "clipnorm", "negative_clip"),
+    ({"clipvalue": -1.0}, "clipvalue", "negative_clip"),
+    ({"global_clipnorm": -1.0}, "global_clipnorm", "negative_clip"),
+    ({"clipnorm": 1.0, "global_clipnorm": 1.0}, "clipnorm", "clipnorm_and_global_clipnorm"),
+    ({"clipvalue": 1.0, "clipnorm": 1.0}, "clipnorm", "clipvalue_and_clipnorm"),
+]
 #: (bad arguments, the argument to name, {profile: "reject" | "accept"}); absent profile = may.
 #: "reject": ValueError or TypeError whose message names the argument.  "accept": no error.
 ARGUMENT_RULES: list[tuple[dict[str, Any], str, dict[str, str]]] = [
-    ({"learning_rate": -1.0}, "learning_rate", {"torch": "reject"}),
-    ({"learning_rate": _NAN}, "learning_rate", {"torch": "reject"}),
-    ({"beta_1": 1.0}, "beta_1", {"torch": "reject"}),
-    ({"beta_1": -0.1}, "beta_1", {"torch": "reject"}),
-    ({"beta_1": _NAN}, "beta_1", {"torch": "reject"}),
-    ({"beta_2": 1.0}, "beta_2", {"torch": "reject"}),
-    ({"beta_2": -0.1}, "beta_2", {"torch": "reject"}),
-    ({"epsilon": -1e-8}, "epsilon", {"torch": "reject"}),
-    ({"not_an_argument": 1}, "not_an_argument",
-     {"torch": "reject", "keras": "reject", "keras3": "reject"}),
-    ({"clipnorm": -1.0}, "clipnorm", {"keras": "reject"}),
-    ({"clipvalue": -1.0}, "clipvalue", {"keras": "reject"}),
-    ({"global_clipnorm": -1.0}, "global_clipnorm", {"keras": "reject"}),
-    ({"clipnorm": 1.0, "global_clipnorm": 1.0}, "clipnorm", {"keras": "reject", "keras3": "reject"}),
-    ({"clipvalue": 1.0, "clipnorm": 1.0}, "clipnorm", {"keras": "accept", "keras3": "reject"}),
+    (args, name, _expectations(kind)) for args, name, kind in _BAD_ARGUMENTS
 ]
 _ALIASES = {
     "learning_rate": ("learning_rate", "learning rate", "lr"),
@@ -267,7 +285,8 @@ def _unchanged_failure(case: Case, traj: Trajectory, i: int, k: int) -> str | No
 def check_reference(case: Case, traj: Trajectory, variant: str) -> Finding | None:
     """The reference's verdict; a case is split per parameter for parameter groups and,
     under a per-parameter step counter, for missing gradients."""
-    per_param = variant in PER_PARAMETER_COUNTER and "none_grad" in case.needs()
+    rules = profile_rules(variant)
+    per_param = rules is not None and rules.step_counter == "parameter" and "none_grad" in case.needs()
     if case.group_hyper is None and not per_param:
         v = judge(case, traj, variant)
         return None if v.ok else Finding(v.failures[0].describe(), case, v)
@@ -303,7 +322,8 @@ def _reference_check(target: Target, case: Any, variant: str, run: Callable[[Cas
 def _arguments_check(target: Target, rule: Any, variant: str, run: Callable[[Case], Trajectory]) -> Finding | None:
     args, name, expect = rule
     clip_args = {"clipvalue", "clipnorm", "global_clipnorm"} & set(args)
-    if clip_args and (variant not in CLIPPING_PROFILES or clip_args - target.capabilities):
+    rules = profile_rules(variant)
+    if clip_args and (rules is None or rules.clipping == "none" or clip_args - target.capabilities):
         raise Unsupported("clipping arguments", "this rule is about clipping arguments")
     expectation = expect.get(variant, "may")
     make = getattr(target, "make", None)
@@ -340,7 +360,8 @@ def _nonfinite_check(target: Target, drawn: Any, variant: str, run: Callable[[Ca
     first: dict[tuple[int, int], tuple[int, float]] = {}
     for k, i, j, val in sorted(where, key=lambda x: x[:3]):
         first.setdefault((i, j), (k, val))
-    keep_decayed = variant in NAN_KEEPS_DECAYED_U
+    rules = profile_rules(variant)
+    keep_decayed = rules is not None and rules.nan_in_max == "keep_decayed"
     for (i, j), (k, val) in sorted(first.items()):
         loc = f"step {k + 1}, params[{i}] element {j} (gradient {val})"
         for kk in range(k, case.steps):
@@ -494,15 +515,17 @@ PROPERTIES: list[Property] = [
 # ---------------------------------------------------------------------------------------------
 # Diagnosis: why did it fail?
 
-_VARIANT_WORDS = {
-    "keras": "epsilon outside the max (w -= lr_t*m/(u+eps)), lazy sparse rows",
-    "keras3": "epsilon outside the max, sparse gradients densified",
-    "torch": "epsilon inside the max (u = max(b2*u, |g|+eps))",
-    "optax": "epsilon inside the max (u = max(b2*u, |g|+eps))",
-    "paddle": "epsilon added to b2*u inside the max (u = max(b2*u+eps, |g|))",
-    "mxnet": "no epsilon at all",
-    "mlx": "no bias correction",
-}
+
+def _words(variant: str) -> str:
+    """The short phrase a diagnosis uses for a variant (``Profile.words``), else its name."""
+    rules = profile_rules(variant)
+    return rules.words if rules is not None and rules.words else variant
+
+
+def _sums_abs(variant: str) -> bool:
+    """Does ``u`` of a repeated sparse row see ``sum_j |v_j|`` under ``variant`` (Keras 3)?"""
+    rules = profile_rules(variant)
+    return rules is not None and rules.sparse_magnitude == "sum_of_abs"
 
 
 def _differences(a: str, b: str) -> list[str]:
@@ -565,7 +588,7 @@ def diagnose(case: Case, traj: Trajectory | None, variant: str, verdict: Verdict
         if dup_rows and all(f in dup_rows for f in failing):
             lines.append("every failing element is in a row named more than once by one sparse gradient: "
                          "duplicate indices are not combined as SP-1 requires for this profile (sum the "
-                         + ("values for m, and |values| for u)" if variant == "keras3" else "values, then |g|)"))
+                         + ("values for m, and |values| for u)" if _sums_abs(variant) else "values, then |g|)"))
     if verdict is not None and verdict.max_ratio < MARGINAL:
         lines.append(f"marginal failure ({verdict.max_ratio:.3g} x bound): a rounding-level deviation "
                      "(operation order, hyperparameter rounding, accumulated error), not another variant")
@@ -586,8 +609,8 @@ def diagnose(case: Case, traj: Trajectory | None, variant: str, verdict: Verdict
             common = set.intersection(*(set(_differences(variant, n)) for n in fits))
             what = sorted(w for w in common if sparse or w != "sparse laziness") or ["hyperparameter handling"]
             lines.append(f"the failing case fits variant {'/'.join(fits)} "
-                         f"({_VARIANT_WORDS.get(fits[0], fits[0])}), not {variant} "
-                         f"({_VARIANT_WORDS.get(variant, variant)}): {', '.join(what)}")
+                         f"({_words(fits[0])}), not {variant} "
+                         f"({_words(variant)}): {', '.join(what)}")
         elif scores:
             best = min(scores, key=lambda n: scores[n].max_ratio)
             lines.append(f"the failing case fits no known variant (closest: {best}, "

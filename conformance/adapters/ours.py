@@ -66,11 +66,12 @@ class OursTarget:
             caps.discard("sparse")
         if backend == "array_api_strict":
             caps.discard("float16")  # the standard has no float16
-        # One step counter per optimizer: the torch profile's per-parameter counter (S-none) is
-        # not implemented, so missing gradients are "not supported" there rather than wrong.
-        if profile != "torch":
+        rules = adamax_spec.get_profile(profile)
+        # One step counter per optimizer: a per-parameter counter (S-none, torch) is not
+        # implemented, so missing gradients are "not supported" there rather than wrong.
+        if rules.step_counter == "optimizer":
             caps.add("none_grad")
-        if profile == "keras":  # keras3 allows one clip argument at a time (C-4)
+        if rules.clipping == "keras2":  # keras3 allows one clip argument at a time (C-4)
             caps.add("clip_combination")
         self.capabilities = frozenset(caps)
 
