@@ -2,7 +2,8 @@
 
 This module is independent of the implementation it judges: it imports
 nothing from ``adamax_spec`` outside ``adamax_spec.reference``.  Its variant
-table is its own; a test checks it agrees with :mod:`adamax_spec.profiles`.
+table is its own; ``tests/reference/test_profiles_agree.py`` checks it agrees with
+:mod:`adamax_spec.profiles` (and that this package imports nothing outside itself).
 
 For one step from state ``(w, m, u)`` with gradient ``g`` it computes the
 exact real-number result (256-bit) and, per element, a bound on how far a
