@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
+
 from adamax_spec.conformance.case import CAPABILITIES, Case, SparseGrad, Trajectory, Unsupported
 
 pytestmark = pytest.mark.peers
