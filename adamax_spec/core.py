@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ._xp import device, namespace, round_to_float32, round_to_format, scalar
 from .clipping import clip_gradients
-from .profiles import Profile, get_profile
-from .sparse import IndexedSlices, coalesce_rows, densify
+from .profiles import Profile
+from .sparse import IndexedSlices, coalesce_rows, densify, take_rows
 
-__all__ = ["AdamaxState", "Hyper", "apply_gradients", "init", "step_scalars", "update_rows"]
+__all__ = ["AdamaxState", "Hyper", "Step", "StepScalars", "apply_gradients", "apply_step", "begin_step", "init",
+           "learning_rate_at", "step_scalars", "update_rows"]
 
 
 class AdamaxState(NamedTuple):
@@ -192,6 +193,47 @@ def update_rows(
     return w - s.lr_t * (m / denom), m, u
 
 
+@dataclass
+class Step:
+    """The beginning every implementation of one step shares (clause C-1, L-1, T-1).
+
+    ``grads``: the gradients after clipping (value, then norm, then global norm);
+    ``lr``: the learning rate for this step before bias correction (schedule, callable
+    and legacy ``decay`` applied); ``t = iterations + 1``.  :meth:`scalars` gives the
+    step's 0-d scalars for a parameter's (dtype, device), computed once per pair.
+
+    Made by :func:`begin_step`; the generic path (:func:`apply_step`) and every
+    per-library fast path (``adamax_spec.dispatch``) take the step from it, so none of
+    them computes clipping, the learning rate, ``t`` or the scalars itself.
+    """
+
+    hyper: Hyper
+    grads: list[Any]
+    lr: Any
+    t: int
+    _scalars: dict[tuple[str, str], StepScalars] = field(default_factory=dict, repr=False)
+
+    @property
+    def profile(self) -> Profile:
+        return self.hyper.profile
+
+    def scalars(self, w: Any, like: Any = None) -> StepScalars:
+        """:func:`step_scalars` for parameter ``w``'s dtype and device, computed on ``like``
+        (an array of that dtype where the kernel wants its scalars, e.g. on the host; default ``w``)."""
+        key = (str(w.dtype), str(device(w)))
+        found = self._scalars.get(key)
+        if found is None:
+            found = self._scalars[key] = step_scalars(self.hyper, self.lr, self.t, w if like is None else like)
+        return found
+
+
+def begin_step(grads: Sequence[Any], state: AdamaxState, hyper: Hyper) -> Step:
+    """Clip ``grads``, evaluate the learning rate for ``state.iterations`` and count the step."""
+    clipped = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
+                             global_clipnorm=hyper.global_clipnorm)
+    return Step(hyper, clipped, learning_rate_at(hyper, state.iterations), state.iterations + 1)
+
+
 def apply_gradients(
     params: Sequence[Any],
     grads: Sequence[Any],
@@ -205,32 +247,31 @@ def apply_gradients(
     Returns ``(new_params, new_state)``; parameters whose gradient is ``None``
     (and their moments) are returned unchanged.  ``iterations`` grows by one
     per call, whatever the number of parameters (clause T-1).  Arguments are
-    assumed valid (see :func:`adamax_spec.validation.check_step`).
+    assumed valid (see :func:`adamax_spec.functional.update`, which validates).
 
     ``write_rows(table, rows_index, new_rows)`` writes a lazy sparse update;
     by default ``array_api_extra.at(table, index).set(rows)``, which copies the
     table on libraries that cannot write in place.
     """
-    profile = get_profile(hyper.profile)
-    grads = clip_gradients(
-        grads,
-        clipvalue=hyper.clipvalue,
-        clipnorm=hyper.clipnorm,
-        global_clipnorm=hyper.global_clipnorm,
-    )
-    lr = learning_rate_at(hyper, state.iterations)
-    t = state.iterations + 1
+    return apply_step(params, begin_step(grads, state, hyper), state, write_rows=write_rows)
+
+
+def apply_step(
+    params: Sequence[Any],
+    step: Step,
+    state: AdamaxState,
+    *,
+    write_rows: Callable[[Any, Any, Any], Any] | None = None,
+) -> tuple[list[Any], AdamaxState]:
+    """The generic array-API path of a step begun by :func:`begin_step` (see :func:`apply_gradients`)."""
+    profile = step.profile
     write = write_rows or _set_rows
     new_w, new_m, new_u = list(params), list(state.m), list(state.u)
-    scalars: dict[tuple[str, str], StepScalars] = {}
     row_writes: list[tuple[int, Any, Any, Any, Any]] = []  # done after every update is computed
-    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
+    for i, (w, g) in enumerate(zip(params, step.grads, strict=True)):
         if g is None:
             continue
-        key = (str(w.dtype), str(device(w)))
-        if key not in scalars:
-            scalars[key] = step_scalars(hyper, lr, t, w)
-        s = scalars[key]
+        s = step.scalars(w)
         m, u = state.m[i], state.u[i]
         mags = _sum_of_abs(g) if isinstance(g, IndexedSlices) and profile.sparse_magnitude == "sum_of_abs" else None
         if isinstance(g, IndexedSlices) and profile.sparse == "lazy":
@@ -256,7 +297,7 @@ def apply_gradients(
         new_w[i] = write(params[i], rows, w_rows)
         new_m[i] = write(state.m[i], rows, m_rows)
         new_u[i] = write(state.u[i], rows, u_rows)
-    return new_w, AdamaxState(t, tuple(new_m), tuple(new_u))
+    return new_w, AdamaxState(step.t, tuple(new_m), tuple(new_u))
 
 
 def _sum_of_abs(g: IndexedSlices) -> IndexedSlices:
@@ -272,16 +313,3 @@ def _set_rows(table: Any, rows: Any, values: Any) -> Any:
         return at(table, rows).set(values, copy=True)
     except IndexError:  # a namespace without integer-array __setitem__ (array-api-strict)
         return take_rows(table, rows, values)
-
-
-def take_rows(table: Any, rows: Any, values: Any) -> Any:
-    """Portable row write with gathers only: O(table), for namespaces that cannot scatter."""
-    xp = namespace(table)
-    n = table.shape[0]
-    if rows.shape[0] == 0:
-        return table
-    every = xp.arange(n, dtype=rows.dtype, device=device(table))
-    pos = xp.searchsorted(rows, every)
-    hit = xp.take(rows, xp.clip(pos, max=rows.shape[0] - 1)) == every
-    source = xp.where(hit, pos + n, every)
-    return xp.take(xp.concat([table, values], axis=0), source, axis=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._xp import device, namespace, scalar
 
-__all__ = ["IndexedSlices", "coalesce_rows", "densify"]
+__all__ = ["IndexedSlices", "coalesce_rows", "densify", "take_rows"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,17 @@ def densify(grad: IndexedSlices, like: Any) -> Any:
     try:
         return at(dense, uniq).set(summed)
     except IndexError:  # a namespace without integer-array __setitem__ (array-api-strict)
-        from .core import take_rows
-
         return take_rows(dense, uniq, summed)
 
+
+def take_rows(table: Any, rows: Any, values: Any) -> Any:
+    """Portable row write with gathers only: O(table), for namespaces that cannot scatter."""
+    xp = namespace(table)
+    n = table.shape[0]
+    if rows.shape[0] == 0:
+        return table
+    every = xp.arange(n, dtype=rows.dtype, device=device(table))
+    pos = xp.searchsorted(rows, every)
+    hit = xp.take(rows, xp.clip(pos, max=rows.shape[0] - 1)) == every
+    source = xp.where(hit, pos + n, every)
+    return xp.take(xp.concat([table, values], axis=0), source, axis=0)

@@ -23,8 +23,9 @@ the optimizer restored into, shapes or dtypes that do not fit the parameters) ra
 
 Writing goes to a temporary file in the same directory, is flushed and ``fsync``-ed, then
 ``os.replace``-d over the target: a crash at any point leaves the previous file intact.
-Array bytes come from :mod:`adamax_spec.backends.host`, imported when first needed; this
-module names no array library.
+Array bytes come from the module registered under the entry point ``host`` of the group
+``adamax_spec.array_io`` (:mod:`adamax_spec.backends.host`), loaded when first needed; this
+module names no array library and imports nothing from ``backends/`` by name.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ _TRAILER = 32 + len(END_MAGIC)  # SHA-256, end magic
 
 
 def _host() -> Any:
-    from .backends import host
+    from importlib.metadata import entry_points
 
-    return host
+    found = entry_points(group="adamax_spec.array_io", name="host")
+    if not found:
+        raise RuntimeError("no 'host' entry point in group 'adamax_spec.array_io': reinstall adamax_spec")
+    return next(iter(found)).load()
 
 
 def _json_default(value: Any) -> Any:

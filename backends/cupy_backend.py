@@ -30,11 +30,13 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from adamax_spec.clipping import clip_gradients
-from adamax_spec.core import AdamaxState, Hyper, learning_rate_at, step_scalars
+from adamax_spec.core import AdamaxState, Step
 from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
 
-__all__ = ["PREAMBLE", "dense_body", "sparse_body", "step"]
+__all__ = ["IN_PLACE", "PREAMBLE", "dense_body", "sparse_body", "step"]
+
+#: This fast path writes the caller's arrays (``Adamax.apply_gradients``).
+IN_PLACE = True
 
 #: Round-to-nearest operations that the compiler may not fuse, for half, float and double.
 PREAMBLE = r"""
@@ -108,24 +110,20 @@ def _kernel(kind: str, epsilon: str, nan_in_max: str) -> Any:
     return _KERNELS[key]
 
 
-def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
+def step(params: Sequence[Any], st: Step, state: AdamaxState, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
     """One in-place step on CuPy arrays, or ``None`` (nothing changed) if not possible."""
     cp = importlib.import_module("cupy")
-    profile = hyper.profile
+    profile, grads = st.profile, st.grads
     live = [i for i, g in enumerate(grads) if g is not None]
     for i in live:
         for x in (params[i], state.m[i], state.u[i]):
             if type(x) is not cp.ndarray or not x.flags.c_contiguous or x.dtype.kind != "f":
                 return None
-    grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
-                           global_clipnorm=hyper.global_clipnorm)
-    lr = learning_rate_at(hyper, state.iterations)
-    t = state.iterations + 1
     work = []
     for i in live:
         w, g, m, u = params[i], grads[i], state.m[i], state.u[i]
-        s = step_scalars(hyper, lr, t, w)
+        s = st.scalars(w)
         if isinstance(g, IndexedSlices) and profile.sparse == "lazy":
             rows, values = coalesce_rows(g.indices, g.values)
             work.append(("sparse", w, cp.ascontiguousarray(values), m, u, rows, s))
@@ -146,4 +144,4 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
                 dim = g.size // max(1, g.shape[0])
                 _kernel("sparse", profile.epsilon, "propagate")(
                     g, rows, dim, s.lr_t, s.beta_1, s.one_minus_beta_1, s.beta_2, s.epsilon, w, m, u)
-    return list(params), AdamaxState(t, state.m, state.u)
+    return list(params), AdamaxState(st.t, state.m, state.u)

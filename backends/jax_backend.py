@@ -8,7 +8,8 @@ so XLA fuses the element-wise work into one pass per tensor.  The step scalars
 (learning rate, bias correction) and clipping are computed outside by the core,
 exactly as the generic path computes them (on host NumPy values of the parameter's
 dtype: same bits, no eager JAX work per step), and passed in as arguments, so a new
-step count or learning rate never recompiles.  ``Adamax.apply`` does **not** donate:
+step count or learning rate never recompiles.  Clipping, the learning rate, ``t`` and the
+scalars come from the core's :class:`~adamax_spec.core.Step`.  ``Adamax.apply`` does **not** donate:
 the caller's arrays stay valid, as the functional API promises.
 
 :func:`make_step` returns the optax-style pure step ``(params, state, grads) ->
@@ -39,12 +40,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamax_spec.clipping import clip_gradients
-from adamax_spec.core import AdamaxState, Hyper, StepScalars, learning_rate_at, step_scalars, update_rows
+from adamax_spec.core import AdamaxState, Hyper, Step, StepScalars, begin_step, update_rows
 from adamax_spec.profiles import Profile
 from adamax_spec.sparse import IndexedSlices
 
-__all__ = ["make_step", "step"]
+__all__ = ["IN_PLACE", "kernel_grads", "make_step", "step"]
+
+#: JAX arrays are immutable: this fast path returns new arrays (``Adamax.apply``).
+IN_PLACE = False
 
 
 def _update(profile: Profile, which: tuple[int, ...], ws: Sequence[Any], gs: Sequence[Any], ms: Sequence[Any],
@@ -132,43 +135,42 @@ def _host_like(w: Any, lr: Any) -> Any:
     return np.empty((), w.dtype)
 
 
-def _prepare(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper
-             ) -> tuple[list[int], list[Any], tuple[int, ...], list[Any]]:
-    live = [i for i, g in enumerate(grads) if g is not None]
-    grads = [_padded(g) if isinstance(g, IndexedSlices) else g for g in grads]
-    grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
-                           global_clipnorm=hyper.global_clipnorm)
-    lr = learning_rate_at(hyper, state.iterations)
-    t = state.iterations + 1
+def kernel_grads(grads: Sequence[Any]) -> list[Any]:
+    """``grads`` with every sparse gradient padded (:func:`_padded`): the same values and norms,
+    in the few shapes the jitted step and the clipping ops compile for."""
+    return [_padded(g) if isinstance(g, IndexedSlices) else g for g in grads]
+
+
+def _prepare(params: Sequence[Any], st: Step) -> tuple[list[int], list[Any], tuple[int, ...], list[Any]]:
+    live = [i for i, g in enumerate(st.grads) if g is not None]
     slot: dict[Any, int] = {}
     scalars: list[tuple[Any, ...]] = []          # one set per dtype, shared by its tensors
     for i in live:
         w = params[i]
         if w.dtype not in slot:
-            s = step_scalars(hyper, lr, t, _host_like(w, lr))
+            s = st.scalars(w, _host_like(w, st.lr))
             slot[w.dtype] = len(scalars)
             scalars.append((s.lr_t, s.beta_1, s.one_minus_beta_1, s.beta_2, s.epsilon))
-    gs = [(g.indices, g.values) if isinstance(g, IndexedSlices) else g for g in (grads[i] for i in live)]
+    gs = [(g.indices, g.values) if isinstance(g, IndexedSlices) else g for g in (st.grads[i] for i in live)]
     return live, gs, tuple(slot[params[i].dtype] for i in live), scalars
 
 
-def _run(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, donate: bool
-         ) -> tuple[list[Any], AdamaxState]:
-    live, gs, which, scalars = _prepare(params, grads, state, hyper)
+def _run(params: Sequence[Any], st: Step, state: AdamaxState, donate: bool) -> tuple[list[Any], AdamaxState]:
+    live, gs, which, scalars = _prepare(params, st)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
-        nw, nm, nu = _jitted(donate)(hyper.profile, which, [params[i] for i in live], gs,
+        nw, nm, nu = _jitted(donate)(st.profile, which, [params[i] for i in live], gs,
                                      [state.m[i] for i in live], [state.u[i] for i in live], scalars)
     new_w, new_m, new_u = list(params), list(state.m), list(state.u)
     for k, i in enumerate(live):
         new_w[i], new_m[i], new_u[i] = nw[k], nm[k], nu[k]
-    return new_w, AdamaxState(state.iterations + 1, tuple(new_m), tuple(new_u))
+    return new_w, AdamaxState(st.t, tuple(new_m), tuple(new_u))
 
 
-def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
+def step(params: Sequence[Any], st: Step, state: AdamaxState, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState]:
     """``Adamax.apply`` on JAX arrays: the jitted step, inputs left valid."""
-    return _run(params, grads, state, hyper, donate=False)
+    return _run(params, st, state, donate=False)
 
 
 def make_step(hyper: Hyper) -> Callable[[Sequence[Any], AdamaxState, Sequence[Any]], tuple[list[Any], AdamaxState]]:
@@ -186,6 +188,6 @@ def make_step(hyper: Hyper) -> Callable[[Sequence[Any], AdamaxState, Sequence[An
         if hyper.profile.sparse_magnitude != "abs_of_sum" and any(isinstance(g, IndexedSlices) for g in grads):
             raise TypeError(f"make_step under profile {hyper.profile.name!r} takes dense gradients only "
                             "(its sparse rule, u from the sum of |values|, is on the generic path: use Adamax.apply)")
-        return _run(params, grads, state, hyper, donate=True)
+        return _run(params, begin_step(kernel_grads(grads), state, hyper), state, donate=True)
 
     return donating_step

@@ -3,7 +3,7 @@
 For writable, C-contiguous NumPy parameters and moments this computes exactly what
 :func:`adamax_spec.core.apply_gradients` computes, bit for bit:
 
-* clipping, learning rate and step scalars by the core's own functions on NumPy;
+* clipping, learning rate and step scalars come from the core's :class:`~adamax_spec.core.Step`;
 * dense gradients (and, under a ``dense`` sparse profile, densified ones):
   ``m += (g - m)*(1 - b1)``; ``u = max(b2*u, |g|)`` (profile's epsilon and NaN rule);
   ``w -= lr_t * m/(u + eps)``, by :func:`.numpy_backend.dense_step_many_inplace`, one
@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.clipping import clip_gradients
-from adamax_spec.core import AdamaxState, Hyper, StepScalars, learning_rate_at, step_scalars
+from adamax_spec.backends import numpy_backend as nb
+from adamax_spec.core import AdamaxState, Step, StepScalars
 from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
 
-from . import numpy_backend as nb
+__all__ = ["IN_PLACE", "DenseGroup", "SparseUpdate", "accepts", "in_place_targets", "prepare", "step"]
 
-__all__ = ["DenseGroup", "SparseUpdate", "accepts", "in_place_targets", "prepare", "step"]
+#: This fast path writes the caller's arrays (``Adamax.apply_gradients``).
+IN_PLACE = True
 
 Scalars = tuple[Any, Any, Any, Any, Any]      # lr_t, b1, 1 - b1, b2, eps in dtype D
 
@@ -103,9 +104,10 @@ _dtype = operator.attrgetter("dtype")
 _shape = operator.attrgetter("shape")
 
 
-def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
+def step(params: Sequence[Any], st: Step, state: AdamaxState, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
     """One in-place step on NumPy arrays, or ``None`` (nothing changed) if not possible."""
+    grads = st.grads
     if all(map(operator.is_not, grads, repeat(None))):      # every gradient present: no index lists
         live: Sequence[int] = range(len(grads))
         kinds = set(map(type, grads))
@@ -120,15 +122,11 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
     if IndexedSlices in kinds and any(type(grads[i].values) is not np.ndarray for i in live
                                       if isinstance(grads[i], IndexedSlices)):
         return None
-    profile = hyper.profile
-    grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
-                           global_clipnorm=hyper.global_clipnorm)
-    lr = learning_rate_at(hyper, state.iterations)
-    t = state.iterations + 1
+    profile = st.profile
     scalars: dict[np.dtype[Any], Scalars] = {}
     ws = list(params) if isinstance(live, range) else [params[i] for i in live]
     for d, w in dict(zip(map(_dtype, ws), ws, strict=True)).items():      # a parameter of each dtype
-        scalars[d] = scalars_of(step_scalars(hyper, lr, t, w))
+        scalars[d] = scalars_of(st.scalars(w))
     groups: dict[np.dtype[Any], DenseGroup] = {}
     sparse: list[SparseUpdate] = []
     if len(scalars) == 1 and IndexedSlices not in kinds:       # the common case, without a loop
@@ -161,7 +159,7 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
     if run is None:
         return None
     run()
-    return list(params), AdamaxState(t, state.m, state.u)
+    return list(params), AdamaxState(st.t, state.m, state.u)
 
 
 def _coalesce(indices: Any, values: Any) -> tuple[Any, Any]:

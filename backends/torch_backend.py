@@ -43,14 +43,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from adamax_spec.clipping import clip_gradients
-from adamax_spec.core import AdamaxState, Hyper, learning_rate_at, step_scalars
+from adamax_spec.backends import numpy_apply
+from adamax_spec.backends import numpy_backend as nb
+from adamax_spec.core import AdamaxState, Step
 from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
 
-from . import numpy_apply
-from . import numpy_backend as nb
+__all__ = ["IN_PLACE", "accepts", "foreach_update", "in_place_targets", "step"]
 
-__all__ = ["accepts", "foreach_update", "in_place_targets", "step"]
+#: This fast path writes the caller's tensors (``Adamax.apply_gradients``).
+IN_PLACE = True
 
 _NUMPY_DTYPES: dict[Any, np.dtype[Any]] = {torch.float16: np.dtype(np.float16), torch.float32: np.dtype(np.float32),
                  torch.float64: np.dtype(np.float64)}
@@ -165,12 +166,13 @@ def _accepts(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState) ->
                for g, d, s, v in zip(grads, dtypes, shapes, devices, strict=True))
 
 
-def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper, *,
+def step(params: Sequence[Any], st: Step, state: AdamaxState, *,
          cache: dict[str, Any]) -> tuple[list[Any], AdamaxState] | None:
     """One in-place step on torch tensors, or ``None`` (nothing changed) if not possible."""
+    grads = st.grads
     with torch.no_grad():
-        if _planned_step(params, grads, state, hyper, cache):
-            return list(params), AdamaxState(state.iterations + 1, state.m, state.u)
+        if _planned_step(params, st, state, cache):
+            return list(params), AdamaxState(st.t, state.m, state.u)
     live = [i for i, g in enumerate(grads) if g is not None]
     tensors = [params[i] for i in live] + [state.m[i] for i in live] + [state.u[i] for i in live]
     kinds = set(map(type, (grads[i] for i in live)))
@@ -181,18 +183,11 @@ def step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper:
     cpu = all(t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES for t in tensors)
     if not cpu and IndexedSlices in kinds:
         return None
-    grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
-                           global_clipnorm=hyper.global_clipnorm)
-    lr = learning_rate_at(hyper, state.iterations)
-    t = state.iterations + 1
     with torch.no_grad():
-        if cpu:
-            ok = _cpu_step(params, grads, live, state, hyper, lr, t, cache)
-        else:
-            ok = foreach_update(params, grads, live, state, hyper, lr, t)
+        ok = _cpu_step(params, st, live, state, cache) if cpu else foreach_update(params, st, live, state)
     if not ok:
         return None
-    return list(params), AdamaxState(t, state.m, state.u)
+    return list(params), AdamaxState(st.t, state.m, state.u)
 
 
 class _Plan:
@@ -234,14 +229,13 @@ class _Plan:
                 and all(map(operator.is_, params, self.params)))
 
 
-def _planned_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxState, hyper: Hyper,
-                  cache: dict[str, Any]) -> bool:
+def _planned_step(params: Sequence[Any], st: Step, state: AdamaxState, cache: dict[str, Any]) -> bool:
     """The step through a cached :class:`_Plan` when every gradient is a dense CPU tensor and
     the parameters share one dtype the numba kernel takes; ``False`` (nothing written) otherwise."""
-    n = len(params)
+    n, grads = len(params), st.grads
     if n == 0 or len(grads) != n or not set(map(type, grads)) <= {torch.Tensor}:
         return False
-    profile = hyper.profile
+    profile = st.profile
     plan: _Plan | None = cache.get("plan")
     try:
         if plan is None or not plan.matches(params, state):
@@ -250,8 +244,6 @@ def _planned_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxStat
             cache["plan"] = plan
         if nb.select_impl(plan.np_dtype, nan_in_max=profile.nan_in_max) != "numba":
             return False
-        grads = clip_gradients(grads, clipvalue=hyper.clipvalue, clipnorm=hyper.clipnorm,
-                               global_clipnorm=hyper.global_clipnorm)
         ptrs = plan.ptrs
         proved = cache.pop("proved", None)
         if (proved is not None and proved[0] is state and len(proved[1]) == n
@@ -271,9 +263,7 @@ def _planned_step(params: Sequence[Any], grads: Sequence[Any], state: AdamaxStat
         ptrs[2] = np.fromiter(map(_data_ptr, state.m), np.intp, count=n)
         ptrs[3] = np.fromiter(map(_data_ptr, state.u), np.intp, count=n)
         plan.many.prepare_pointers(plan.np_dtype, plan.sizes, ptrs)
-        lr = learning_rate_at(hyper, state.iterations)
-        s = numpy_apply.scalars_of(step_scalars(hyper, lr, state.iterations + 1, params[0]),
-                                   _host(plan.np_dtype))
+        s = numpy_apply.scalars_of(st.scalars(params[0]), _host(plan.np_dtype))
     except nb.UnsupportedArrays:
         return False
     lr_t, _, omb1, b2, eps = s
@@ -297,9 +287,8 @@ def _host(dt: np.dtype[Any]) -> Any:
     return convert
 
 
-def _cpu_step(params: Sequence[Any], grads: Sequence[Any], live: list[int], state: AdamaxState,
-              hyper: Hyper, lr: Any, t: int, cache: dict[str, Any]) -> bool:
-    profile = hyper.profile
+def _cpu_step(params: Sequence[Any], st: Step, live: list[int], state: AdamaxState, cache: dict[str, Any]) -> bool:
+    profile, grads = st.profile, st.grads
     views: dict[tuple[int, Any, Any], np.ndarray[Any, Any]] = cache.setdefault("views", {})
     if len(views) > 4 * (3 * len(params) + 16):
         views.clear()
@@ -322,8 +311,7 @@ def _cpu_step(params: Sequence[Any], grads: Sequence[Any], live: list[int], stat
             w, g, m, u = params[i], grads[i], state.m[i], state.u[i]
             dt: np.dtype[Any] = _NUMPY_DTYPES[w.dtype]
             if dt not in scalars:
-                s = step_scalars(hyper, lr, t, w)
-                scalars[dt] = numpy_apply.scalars_of(s, _host(dt))
+                scalars[dt] = numpy_apply.scalars_of(st.scalars(w), _host(dt))
             wv, mv, uv = persistent(w), persistent(m), persistent(u)
             if isinstance(g, IndexedSlices):
                 if profile.sparse == "lazy":
@@ -347,13 +335,12 @@ def _cpu_step(params: Sequence[Any], grads: Sequence[Any], live: list[int], stat
     return True
 
 
-def foreach_update(params: Sequence[Any], grads: Sequence[Any], live: list[int], state: AdamaxState,
-                   hyper: Hyper, lr: Any, t: int) -> bool:
+def foreach_update(params: Sequence[Any], st: Step, live: list[int], state: AdamaxState) -> bool:
     """The dense step with ``torch._foreach_*`` ops per (device, dtype) group (module docstring).
 
     Returns ``False`` (nothing written) for sparse gradients or tensors that may overlap.
     """
-    profile = hyper.profile
+    profile, grads = st.profile, st.grads
     groups: dict[tuple[Any, Any], list[int]] = {}
     spans = []
     for i in live:
@@ -374,7 +361,7 @@ def foreach_update(params: Sequence[Any], grads: Sequence[Any], live: list[int],
         gs = [grads[i] for i in idx]
         ms = [state.m[i] for i in idx]
         us = [state.u[i] for i in idx]
-        s = step_scalars(hyper, lr, t, ws[0])
+        s = st.scalars(ws[0])
         d = torch._foreach_sub(gs, ms)
         torch._foreach_mul_(d, s.one_minus_beta_1)
         torch._foreach_add_(ms, d)

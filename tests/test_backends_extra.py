@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory
 
 from adamax_spec import Adamax, IndexedSlices
+from adamax_spec.conformance.case import Case, SparseGrad, Trajectory
 from adamax_spec.reference.verdict import judge
 
 

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from adamax_spec.conformance.adapters.ours import OursTarget
-from adamax_spec.conformance.runner import PROPERTIES, run_property
 
 import adamax_spec
 from adamax_spec import Adamax, IndexedSlices
+from adamax_spec.conformance.adapters.ours import OursTarget
+from adamax_spec.conformance.runner import PROPERTIES, run_property
 
 BACKENDS = [b for b in ("numpy", "torch", "jax", "array_api_strict") if importlib.util.find_spec(b)]
 

@@ -14,11 +14,11 @@ import sys
 
 import numpy as np
 import pytest
-from adamax_spec.backends import cupy_backend, dispatch
+
+from adamax_spec import Adamax, IndexedSlices, dispatch, get_profile
+from adamax_spec.backends import cupy_backend
 from adamax_spec.conformance.adapters.ours import OursTarget
 from adamax_spec.conformance.runner import PROPERTIES, run_property
-
-from adamax_spec import Adamax, IndexedSlices, get_profile
 
 HAVE = {b: importlib.util.find_spec(b) is not None for b in ("torch", "jax", "cupy")}
 SHAPES = [(), (0,), (1,), (7,), (5, 3), (4, 2, 3), (70_001,)]
@@ -256,9 +256,9 @@ def test_jax_jit_path_is_taken_and_close(spy):
 @pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
 def test_jax_donating_step_matches_apply():
     import jax.numpy as jnp
-    from adamax_spec.backends import jax_backend
 
     from adamax_spec import core
+    from adamax_spec.backends import jax_backend
 
     w = [jnp.arange(6.0, dtype=jnp.float32)]
     g = [jnp.full((6,), 0.5, jnp.float32)]
@@ -278,8 +278,8 @@ def test_jax_step_scalars_from_the_host_have_the_device_bits(profile):
     where ``b1**t`` is inexact, where a float16 step count saturates and past it."""
     import jax
     import jax.numpy as jnp
-    from adamax_spec.backends import jax_backend
 
+    from adamax_spec.backends import jax_backend
     from adamax_spec.core import step_scalars
 
     hyper = Adamax(0.0123, profile=profile).hyper
@@ -304,8 +304,8 @@ def test_jax_padded_coalesce_is_bit_identical_to_the_core(nnz):
     rounded once, so every bit agrees), the padding (index n) never shows as a row, and sizes
     at a power of two (8: no padding; 9: padded to 16) are handled alike."""
     import jax.numpy as jnp
-    from adamax_spec.backends import jax_backend
 
+    from adamax_spec.backends import jax_backend
     from adamax_spec.sparse import coalesce_rows
 
     n = 5
@@ -330,9 +330,9 @@ def test_jax_padded_coalesce_is_bit_identical_to_the_core(nnz):
 @pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
 def test_jax_sparse_step_is_jitted_lazy_and_donates(spy):
     import jax.numpy as jnp
-    from adamax_spec.backends import jax_backend
 
     from adamax_spec import core
+    from adamax_spec.backends import jax_backend
 
     w = jnp.asarray(np.arange(12.0).reshape(6, 2), jnp.float32)
     dense = jnp.ones((3,), jnp.float32)

@@ -12,9 +12,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from adamax_spec.backends import numpy_backend as nb
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from adamax_spec.backends import numpy_backend as nb
 
 DTYPES = [np.float16, np.float32, np.float64]
 EPSILONS = ["outside", "inside", "inside_decay", "none"]

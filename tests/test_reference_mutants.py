@@ -17,9 +17,9 @@ import re
 
 import numpy as np
 import pytest
+
 from adamax_spec.conformance.adapters.function import FunctionTarget
 from adamax_spec.conformance.case import Case
-
 from adamax_spec.reference.verdict import judge
 
 
@@ -176,10 +176,11 @@ MUTANTS = _make_mutants()
 
 
 def _cases():
-    from adamax_spec.conformance import strategies as S
-    from adamax_spec.conformance.identify import probes
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
+
+    from adamax_spec.conformance import strategies as S
+    from adamax_spec.conformance.identify import probes
 
     out: list[Case] = [probes()[0]]
     rng = np.random.default_rng(7)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from adamax_spec.backends import host
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adamax_spec import Adamax, IndexedSlices, get_profile
+from adamax_spec.backends import host
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS = {b: importlib.util.find_spec(b) is not None for b in ("torch", "array_api_strict")}

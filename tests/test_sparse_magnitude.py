@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory
 
 from adamax_spec import Adamax, IndexedSlices
+from adamax_spec.conformance.case import Case, SparseGrad, Trajectory
 from adamax_spec.reference.verdict import judge
 
 B1, B2, LR, EPS = 0.5, 0.75, 0.125, 1e-7

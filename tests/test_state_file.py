@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from adamax_spec.backends import host
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adamax_spec import Adamax, IndexedSlices, load_state, save_state, state_file
+from adamax_spec.backends import host
 from adamax_spec.schedules import ExponentialDecay
 
 BACKENDS = ["numpy"] + [b for b in ("torch", "array_api_strict") if importlib.util.find_spec(b)]

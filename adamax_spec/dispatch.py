@@ -9,30 +9,41 @@ from ``type(x).__module__`` (``numpy``, ``torch``, ``jaxlib``/``jax``, ``cupy``)
 is imported to find out, and a backend module is imported only when arrays of its
 library arrive (a NumPy-only user never imports torch, JAX or CuPy).
 
-Every fast path computes what :func:`adamax_spec.core.apply_gradients` computes:
+Every fast path computes what :func:`adamax_spec.core.apply_step` computes:
 
-* clipping, learning rate, ``t = iterations + 1`` and the step scalars come from the
-  core's own functions (:func:`~adamax_spec.clipping.clip_gradients`,
-  :func:`~adamax_spec.core.learning_rate_at`, :func:`~adamax_spec.core.step_scalars`)
-  evaluated on the parameters' library, so hyperparameter rounding is the profile's;
+* clipping, learning rate, ``t = iterations + 1`` and the step scalars are computed once,
+  here, by :func:`adamax_spec.core.begin_step`; a backend receives the resulting
+  :class:`~adamax_spec.core.Step` and brings only its kernels;
 * the element-wise update is the same sequence of operations, each rounded once
-  to the parameter dtype (``tests/test_fast_paths.py`` compares every bit with the
+  to the parameter dtype (``tests/backends/`` compares every bit with the
   generic path and runs the conformance properties over each fast path);
 * everything is validated before anything is written: a fast path that cannot take
   the step returns ``None`` with nothing changed, and the generic path runs.
 
+Backends are found through the entry-point group ``adamax_spec.fast_paths`` (name: the
+library, value: the module), so this core module names no array library and imports
+no backend until that library's arrays arrive.  A backend module provides
+
+* ``IN_PLACE``: ``True`` if it writes the caller's arrays (``apply_gradients``), ``False``
+  if it returns new ones (``apply``);
+* ``step(params, step, state, *, cache) -> (new_params, new_state) | None``;
+* optionally ``accepts(params, grads, state, *, cache) -> bool`` (a cheap proof that
+  validation would pass), ``in_place_targets(variables, cache)`` and
+  ``kernel_grads(grads) -> grads`` (a change of representation the kernels want before
+  clipping, e.g. JAX pads sparse slices to fixed sizes; values and norms unchanged).
+
 =========  ===========  ===========================================================
 library    in place?    fast path
 =========  ===========  ===========================================================
-numpy      yes          :mod:`.numpy_apply`: one fused numba pass over all dense
+numpy      yes          :mod:`adamax_spec.backends.numpy_apply`: one fused numba pass over all dense
                         tensors of a dtype, a row kernel for lazy sparse rows
-torch      yes          :mod:`.torch_backend`: CPU tensors by data pointers cached on
+torch      yes          :mod:`adamax_spec.backends.torch_backend`: CPU tensors by data pointers cached on
                         the parameter list (or zero-copy NumPy views) into the same
                         kernels; CUDA (and ``requires_grad`` or
                         bfloat16) tensors through ``torch._foreach_*`` ops
-jax        no           :mod:`.jax_backend`: the step ``jax.jit``-compiled
-cupy       yes          :mod:`.cupy_backend`: one fused ``ElementwiseKernel``
-dask       no           :mod:`.dask_backend`: one ``map_blocks`` graph layer per tensor
+jax        no           :mod:`adamax_spec.backends.jax_backend`: the step ``jax.jit``-compiled
+cupy       yes          :mod:`adamax_spec.backends.cupy_backend`: one fused ``ElementwiseKernel``
+dask       no           :mod:`adamax_spec.backends.dask_backend`: one ``map_blocks`` graph layer per tensor
 =========  ===========  ===========================================================
 """
 
@@ -40,20 +51,23 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from functools import cache as _once
+from importlib.metadata import entry_points
 from typing import Any
 
-from adamax_spec.sparse import IndexedSlices
+from .core import AdamaxState, Hyper, begin_step
+from .sparse import IndexedSlices
 
-__all__ = ["REGISTRY", "accepts", "fast_step", "in_place_targets", "library_of"]
+__all__ = ["GROUP", "accepts", "fast_step", "in_place_targets", "library_of", "registry"]
 
-#: (library, in place) -> module with ``step(params, grads, state, hyper, *, cache)``
-REGISTRY: dict[tuple[str, bool], str] = {
-    ("numpy", True): "adamax_spec.backends.numpy_apply",
-    ("torch", True): "adamax_spec.backends.torch_backend",
-    ("jax", False): "adamax_spec.backends.jax_backend",
-    ("cupy", True): "adamax_spec.backends.cupy_backend",
-    ("dask", False): "adamax_spec.backends.dask_backend",
-}
+#: The entry-point group that names each library's fast-path module.
+GROUP = "adamax_spec.fast_paths"
+
+
+@_once
+def registry() -> dict[str, str]:
+    """library -> fast-path module, from the installed entry points (read once per process)."""
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 _ALIASES = {"jaxlib": "jax"}
 
@@ -67,12 +81,12 @@ def library_of(x: Any) -> str:
 def fast_step(
     params: Sequence[Any],
     grads: Sequence[Any],
-    state: Any,
-    hyper: Any,
+    state: AdamaxState,
+    hyper: Hyper,
     *,
     in_place: bool,
     cache: dict[str, Any],
-) -> tuple[list[Any], Any] | None:
+) -> tuple[list[Any], AdamaxState] | None:
     """The step through the fast path for the parameters' library, or ``None``.
 
     ``in_place``: the caller wants ``params`` and the state's arrays updated in place
@@ -87,7 +101,9 @@ def fast_step(
     if hyper.profile.sparse_magnitude != "abs_of_sum" and any(isinstance(g, IndexedSlices) for g in grads):
         return None  # the kernels take |g| of the summed rows; this rare rule stays on the generic path
     lib, module = found
-    result: tuple[list[Any], Any] | None = module.step(params, grads, state, hyper, cache=_cache_of(lib, cache))
+    kernel_grads = getattr(module, "kernel_grads", None)
+    step = begin_step(grads if kernel_grads is None else kernel_grads(grads), state, hyper)
+    result: tuple[list[Any], AdamaxState] | None = module.step(params, step, state, cache=_cache_of(lib, cache))
     return result
 
 
@@ -130,13 +146,16 @@ def in_place_targets(variables: Sequence[Any], cache: dict[str, Any]) -> list[An
 
 
 def _backend(arrays: Sequence[Any], *in_place: bool) -> tuple[str, Any] | None:
-    """``(library, backend module)`` for the library of ``arrays[0]``: the first registered
-    entry among ``(library, mode)`` for the given modes, imported; ``None`` if there is none."""
+    """``(library, backend module)`` for the library of ``arrays[0]`` if one is registered and its
+    ``IN_PLACE`` is one of the given modes (imported on first use); ``None`` otherwise."""
     if not arrays:
         return None
     lib = library_of(arrays[0])
-    name = next((REGISTRY[lib, mode] for mode in in_place if (lib, mode) in REGISTRY), None)
-    return None if name is None else (lib, importlib.import_module(name))
+    name = registry().get(lib)
+    if name is None:
+        return None
+    module = importlib.import_module(name)
+    return (lib, module) if module.IN_PLACE in in_place else None
 
 
 def _cache_of(lib: str, cache: dict[str, Any]) -> dict[str, Any]:
