@@ -32,12 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from ..profiles import PROFILES, ArgumentRuleKind, Profile
-from ..reference.formats import fmt
-from ..reference.model import VARIANTS
-from ..reference.verdict import Verdict, judge
-from . import strategies as S
-from .case import Case, SparseGrad, Target, Trajectory, Unsupported
+from adamax_spec.conformance import strategies as S
+from adamax_spec.conformance.case import Case, SparseGrad, Target, Trajectory, Unsupported
+from adamax_spec.profiles import PROFILES, ArgumentRuleKind, Profile
+from adamax_spec.reference.formats import fmt
+from adamax_spec.reference.model import VARIANTS
+from adamax_spec.reference.verdict import Verdict, judge
 
 __all__ = ["PROPERTIES", "Property", "Result", "diagnose", "reproducer", "run_all", "run_property"]
 

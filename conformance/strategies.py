@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from ..reference.formats import round_to
-from .case import Case, SparseGrad
+from adamax_spec.conformance.case import Case, SparseGrad
+from adamax_spec.reference.formats import round_to
 
 __all__ = [
     "checkpoint_cases",
