@@ -24,14 +24,15 @@ Differences from Keras 2.9, all deliberate:
 This module imports only the standard library.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: with string annotations ``dataclass`` looks the
+# module up in ``sys.modules``, where a copy loaded from its file alone (as a test does) is not.
 import abc
 import bisect
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 __all__ = [
     "CosineDecay",
@@ -82,54 +83,55 @@ def _boolean(name: str, value: object) -> bool:
     return value
 
 
-def _name(value: object) -> str | None:
+def _optional_str(name: str, value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise TypeError(f"name must be None or a str, got name={value!r}")
+    raise TypeError(f"{name} must be None or a str, got {name}={value!r}")
 
 
-def _increasing(boundaries: Sequence[object]) -> list[float]:
-    """Strictly increasing finite real numbers, as floats."""
-    bounds: list[float] = []
-    for i, b in enumerate(boundaries):
-        if not _is_real(b):
-            raise TypeError(
-                "boundaries must hold real numbers (not bools), got "
-                f"boundaries[{i}]={b!r} in boundaries={boundaries!r}"
-            )
-        v = float(b)  # type: ignore[arg-type]
-        if not math.isfinite(v):
+def _sequence(name: str, value: object) -> Sequence[Any]:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be a list or tuple of numbers, got {name}={value!r}")
+    return value
+
+
+def _reals(name: str, value: object, kind: str) -> list[float]:
+    """A list or tuple of finite real numbers, ``"increasing"`` strictly or ``"each >= 0"``."""
+    value = _sequence(name, value)
+    floats: list[float] = []
+    for i, item in enumerate(value):
+        at = f"{name}[{i}]={item!r} in {name}={value!r}"
+        if not _is_real(item):
+            raise TypeError(f"{name} must hold real numbers (not bools), got {at}")
+        try:
+            v = float(item)
+        except OverflowError:  # an int too large for a double
+            v = math.inf
+        nonnegative = kind == "each >= 0"
+        if not math.isfinite(v) or (nonnegative and v < 0.0):
+            raise ValueError(f"{name} must hold finite numbers{' >= 0' * nonnegative}, got {at}")
+        if kind == "increasing" and floats and not v > floats[-1]:
             raise ValueError(
-                "boundaries must hold finite numbers, got "
-                f"boundaries[{i}]={b!r} in boundaries={boundaries!r}"
+                f"{name} must be strictly increasing, got {name}[{i - 1}]={value[i - 1]!r} >= {at}"
             )
-        if bounds and not v > bounds[-1]:
-            raise ValueError(
-                "boundaries must be strictly increasing, got "
-                f"boundaries[{i - 1}]={boundaries[i - 1]!r} >= boundaries[{i}]={b!r} "
-                f"in boundaries={boundaries!r}"
-            )
-        bounds.append(v)
-    return bounds
+        floats.append(v)
+    return floats
 
 
-def _rates(values: Sequence[object]) -> list[float]:
-    """Finite real numbers >= 0, as floats."""
-    rates: list[float] = []
-    for i, r in enumerate(values):
-        if not _is_real(r):
-            raise TypeError(
-                f"values must hold real numbers (not bools), got values[{i}]={r!r} "
-                f"in values={values!r}"
-            )
-        v = float(r)  # type: ignore[arg-type]
-        if not (math.isfinite(v) and v >= 0.0):
-            raise ValueError(
-                f"values must hold finite numbers >= 0, got values[{i}]={r!r} "
-                f"in values={values!r}"
-            )
-        rates.append(v)
-    return rates
+_NUMBERS = ("> 0", ">= 0", "in [0, 1]")
+_KINDS = (*_NUMBERS, "bool", "None or str", "increasing", "each >= 0")
+
+
+def _check(kind: str, name: str, value: object) -> Any:
+    """The argument ``name=value`` checked as ``kind`` (one of ``_KINDS``): a float for a number,
+    a list of floats for a sequence; ``TypeError``/``ValueError`` naming it if it is bad."""
+    if kind in _NUMBERS:
+        return _number(name, value, kind)
+    if kind == "bool":
+        return _boolean(name, value)
+    if kind == "None or str":
+        return _optional_str(name, value)
+    return _reals(name, value, kind)
 
 
 def _step(step: object) -> float:
@@ -198,7 +200,60 @@ class LearningRateSchedule(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+def _arg(kind: str, slot: str | None = None, *, default: Any = MISSING) -> Any:
+    """A constructor argument, checked as ``kind`` (one of ``_KINDS``) by :class:`_Declared`.
+
+    The attribute of the argument's name keeps the value as given (a list or tuple as a new
+    list), for ``get_config``; the checked value (a float, or a list of floats) goes to the
+    private attribute ``slot``, if any, which is what ``__call__`` reads.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got kind={kind!r}")
+    return field(default=default, metadata={"kind": kind, "slot": slot})
+
+
+class _Declared(LearningRateSchedule):
+    """A schedule whose constructor arguments are declared once, as :func:`_arg` fields: their
+    order and defaults make the signature, their kinds the checks (in order, on construction)
+    and their names the ``get_config`` keys (in order)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.init:
+                value = getattr(self, f.name)
+                checked = _check(f.metadata["kind"], f.name, value)
+                if f.metadata["slot"] is not None:
+                    setattr(self, f.metadata["slot"], checked)
+                if isinstance(checked, list):  # a copy, safe from the caller's changes
+                    setattr(self, f.name, list(value))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
+            for f in fields(self)
+            if f.init
+        }
+
+
+_S = TypeVar("_S", bound=_Declared)
+
+
+@dataclass_transform(eq_default=False, field_specifiers=(_arg, field))
+def _schedule(cls: type[_S]) -> type[_S]:
+    """The schedule ``cls`` as a dataclass: its ``__init__`` takes the fields declared with
+    :func:`_arg`, in order, with their defaults (``field(init=False)`` declares a slot)."""
+    schedule = dataclass(eq=False, repr=False)(cls)
+    slots = {f.name for f in fields(schedule) if not f.init}
+    filled = {f.metadata["slot"] for f in fields(schedule) if f.init} - {None}
+    if filled != slots:
+        raise TypeError(f"{cls.__name__}: slots not both declared and filled: {sorted(slots ^ filled)}")
+    return schedule
+
+
+@_schedule
+class ExponentialDecay(_Declared):
     r"""Exponential decay.
 
     .. math::
@@ -210,22 +265,14 @@ class ExponentialDecay(LearningRateSchedule):
     (``0 ** 0 == 1``; ``decay_rate > 1`` grows, and overflow gives ``inf``.)
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        decay_rate: float,
-        staircase: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._lr0 = _number("initial_learning_rate", initial_learning_rate, ">= 0")
-        self._decay_steps = _number("decay_steps", decay_steps, "> 0")
-        self._decay_rate = _number("decay_rate", decay_rate, ">= 0")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = _boolean("staircase", staircase)
-        self.name = _name(name)
+    initial_learning_rate: float = _arg(">= 0", "_lr0")
+    decay_steps: float = _arg("> 0", "_decay_steps")
+    decay_rate: float = _arg(">= 0", "_decay_rate")
+    staircase: bool = _arg("bool", default=False)
+    name: str | None = _arg("None or str", default=None)
+    _lr0: float = field(init=False)
+    _decay_steps: float = field(init=False)
+    _decay_rate: float = field(init=False)
 
     def __call__(self, step: float) -> float:
         p = _step(step) / self._decay_steps
@@ -233,17 +280,9 @@ class ExponentialDecay(LearningRateSchedule):
             p = _floor(p)
         return self._lr0 * _pow(self._decay_rate, p)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
 
-
-class PiecewiseConstantDecay(LearningRateSchedule):
+@_schedule
+class PiecewiseConstantDecay(_Declared):
     r"""Piecewise constant: with boundaries :math:`b_0 < \dots < b_{n-1}` and values
     :math:`v_0, \dots, v_n`,
 
@@ -260,18 +299,16 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     both are compared and returned as Python floats.)
     """
 
-    def __init__(
-        self,
-        boundaries: Sequence[float],
-        values: Sequence[float],
-        name: str | None = None,
-    ) -> None:
-        if not isinstance(boundaries, Sequence) or isinstance(boundaries, str | bytes):
-            raise TypeError(
-                f"boundaries must be a list or tuple of numbers, got boundaries={boundaries!r}"
-            )
-        if not isinstance(values, Sequence) or isinstance(values, str | bytes):
-            raise TypeError(f"values must be a list or tuple of numbers, got values={values!r}")
+    boundaries: Sequence[float] = _arg("increasing", "_bounds")
+    values: Sequence[float] = _arg("each >= 0", "_values")
+    name: str | None = _arg("None or str", default=None)
+    _bounds: list[float] = field(init=False)
+    _values: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # first both types, then the lengths (with Keras's message), then each argument
+        boundaries = _sequence("boundaries", self.boundaries)
+        values = _sequence("values", self.values)
         if len(boundaries) != len(values) - 1:
             raise ValueError(
                 "The length of boundaries should be 1 less than the length of "
@@ -283,25 +320,15 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             raise ValueError(
                 f"boundaries must hold at least one number, got boundaries={boundaries!r}"
             )
-        self._bounds = _increasing(boundaries)
-        self._values = _rates(values)
-        self.boundaries = list(boundaries)
-        self.values = list(values)
-        self.name = _name(name)
+        super().__post_init__()
 
     def __call__(self, step: float) -> float:
         # bisect_left: the first i with s <= b[i], i.e. b[i-1] < s <= b[i]
         return self._values[bisect.bisect_left(self._bounds, _step(step))]
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "boundaries": list(self.boundaries),
-            "values": list(self.values),
-            "name": self.name,
-        }
 
-
-class PolynomialDecay(LearningRateSchedule):
+@_schedule
+class PolynomialDecay(_Declared):
     r"""Polynomial decay from ``initial_learning_rate`` to ``end_learning_rate``.
 
     With :math:`d` = ``decay_steps``, :math:`\eta_0` = ``initial_learning_rate`` and
@@ -320,25 +347,16 @@ class PolynomialDecay(LearningRateSchedule):
     may exceed ``initial_learning_rate``, giving a polynomial increase.)
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        end_learning_rate: float = 0.0001,
-        power: float = 1.0,
-        cycle: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._lr0 = _number("initial_learning_rate", initial_learning_rate, ">= 0")
-        self._decay_steps = _number("decay_steps", decay_steps, "> 0")
-        self._end = _number("end_learning_rate", end_learning_rate, ">= 0")
-        self._power = _number("power", power, ">= 0")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.end_learning_rate = end_learning_rate
-        self.power = power
-        self.cycle = _boolean("cycle", cycle)
-        self.name = _name(name)
+    initial_learning_rate: float = _arg(">= 0", "_lr0")
+    decay_steps: float = _arg("> 0", "_decay_steps")
+    end_learning_rate: float = _arg(">= 0", "_end", default=0.0001)
+    power: float = _arg(">= 0", "_power", default=1.0)
+    cycle: bool = _arg("bool", default=False)
+    name: str | None = _arg("None or str", default=None)
+    _lr0: float = field(init=False)
+    _decay_steps: float = field(init=False)
+    _end: float = field(init=False)
+    _power: float = field(init=False)
 
     def __call__(self, step: float) -> float:
         s = _step(step)
@@ -352,18 +370,9 @@ class PolynomialDecay(LearningRateSchedule):
         base = max(0.0, 1.0 - s / d)
         return (self._lr0 - self._end) * _pow(base, self._power) + self._end
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "end_learning_rate": self.end_learning_rate,
-            "power": self.power,
-            "cycle": self.cycle,
-            "name": self.name,
-        }
 
-
-class InverseTimeDecay(LearningRateSchedule):
+@_schedule
+class InverseTimeDecay(_Declared):
     r"""Inverse-time decay.
 
     .. math::
@@ -373,22 +382,14 @@ class InverseTimeDecay(LearningRateSchedule):
         \mathrm{lr}(s) = \frac{\mathrm{initial\_learning\_rate}}{1 + \mathrm{decay\_rate}\cdot p}
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        decay_rate: float,
-        staircase: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._lr0 = _number("initial_learning_rate", initial_learning_rate, ">= 0")
-        self._decay_steps = _number("decay_steps", decay_steps, "> 0")
-        self._decay_rate = _number("decay_rate", decay_rate, ">= 0")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = _boolean("staircase", staircase)
-        self.name = _name(name)
+    initial_learning_rate: float = _arg(">= 0", "_lr0")
+    decay_steps: float = _arg("> 0", "_decay_steps")
+    decay_rate: float = _arg(">= 0", "_decay_rate")
+    staircase: bool = _arg("bool", default=False)
+    name: str | None = _arg("None or str", default=None)
+    _lr0: float = field(init=False)
+    _decay_steps: float = field(init=False)
+    _decay_rate: float = field(init=False)
 
     def __call__(self, step: float) -> float:
         p = _step(step) / self._decay_steps
@@ -396,17 +397,9 @@ class InverseTimeDecay(LearningRateSchedule):
             p = _floor(p)
         return self._lr0 / (1.0 + self._decay_rate * p)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
 
-
-class CosineDecay(LearningRateSchedule):
+@_schedule
+class CosineDecay(_Declared):
     r"""Cosine decay (SGDR without restarts; Loshchilov & Hutter, arXiv:1608.03983).
 
     .. math::
@@ -419,36 +412,22 @@ class CosineDecay(LearningRateSchedule):
     stays there. Keras 2.9 has no warmup (``warmup_target``/``warmup_steps`` came in 2.13).
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        alpha: float = 0.0,
-        name: str | None = None,
-    ) -> None:
-        self._lr0 = _number("initial_learning_rate", initial_learning_rate, ">= 0")
-        self._decay_steps = _number("decay_steps", decay_steps, "> 0")
-        self._alpha = _number("alpha", alpha, "in [0, 1]")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.alpha = alpha
-        self.name = _name(name)
+    initial_learning_rate: float = _arg(">= 0", "_lr0")
+    decay_steps: float = _arg("> 0", "_decay_steps")
+    alpha: float = _arg("in [0, 1]", "_alpha", default=0.0)
+    name: str | None = _arg("None or str", default=None)
+    _lr0: float = field(init=False)
+    _decay_steps: float = field(init=False)
+    _alpha: float = field(init=False)
 
     def __call__(self, step: float) -> float:
         s = min(_step(step), self._decay_steps)
         cosine = 0.5 * (1.0 + math.cos(math.pi * (s / self._decay_steps)))
         return self._lr0 * ((1.0 - self._alpha) * cosine + self._alpha)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "alpha": self.alpha,
-            "name": self.name,
-        }
 
-
-class CosineDecayRestarts(LearningRateSchedule):
+@_schedule
+class CosineDecayRestarts(_Declared):
     r"""Cosine decay with warm restarts (SGDR; Loshchilov & Hutter, arXiv:1608.03983).
 
     Cycle :math:`i = 0, 1, \dots` lasts :math:`d\,t^i` steps (:math:`d` =
@@ -471,26 +450,17 @@ class CosineDecayRestarts(LearningRateSchedule):
     raises ``ValueError`` (Keras returns NaN).
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        first_decay_steps: float,
-        t_mul: float = 2.0,
-        m_mul: float = 1.0,
-        alpha: float = 0.0,
-        name: str | None = None,
-    ) -> None:
-        self._lr0 = _number("initial_learning_rate", initial_learning_rate, ">= 0")
-        self._first_decay_steps = _number("first_decay_steps", first_decay_steps, "> 0")
-        self._t = _number("t_mul", t_mul, "> 0")
-        self._m = _number("m_mul", m_mul, ">= 0")
-        self._alpha = _number("alpha", alpha, "in [0, 1]")
-        self.initial_learning_rate = initial_learning_rate
-        self.first_decay_steps = first_decay_steps
-        self._t_mul = t_mul  # Keras stores these two as private attributes
-        self._m_mul = m_mul
-        self.alpha = alpha
-        self.name = _name(name)
+    initial_learning_rate: float = _arg(">= 0", "_lr0")
+    first_decay_steps: float = _arg("> 0", "_first_decay_steps")
+    t_mul: float = _arg("> 0", "_t", default=2.0)
+    m_mul: float = _arg(">= 0", "_m", default=1.0)
+    alpha: float = _arg("in [0, 1]", "_alpha", default=0.0)
+    name: str | None = _arg("None or str", default=None)
+    _lr0: float = field(init=False)
+    _first_decay_steps: float = field(init=False)
+    _t: float = field(init=False)
+    _m: float = field(init=False)
+    _alpha: float = field(init=False)
 
     def _cycle(self, step: object, fraction: float) -> tuple[float, float]:
         """``(i, f)``: the cycle index and the completed fraction of that cycle."""
@@ -504,7 +474,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         if x <= -1.0:
             limit = self._first_decay_steps / (1.0 - t)
             raise ValueError(
-                f"CosineDecayRestarts with t_mul={self._t_mul!r} < 1 is defined only for "
+                f"CosineDecayRestarts with t_mul={self.t_mul!r} < 1 is defined only for "
                 f"step < first_decay_steps / (1 - t_mul) = {limit!r} (Keras returns NaN), "
                 f"got step={step!r}"
             )
@@ -530,16 +500,6 @@ class CosineDecayRestarts(LearningRateSchedule):
         i, f = self._cycle(step, s / self._first_decay_steps)
         cosine = 0.5 * _pow(self._m, i) * (1.0 + math.cos(math.pi * f))
         return self._lr0 * ((1.0 - self._alpha) * cosine + self._alpha)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "first_decay_steps": self.first_decay_steps,
-            "t_mul": self._t_mul,
-            "m_mul": self._m_mul,
-            "alpha": self.alpha,
-            "name": self.name,
-        }
 
 
 # -- (de)serialization ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -576,6 +577,79 @@ def test_get_config_is_a_copy() -> None:
     assert schedule(0) == 1.0
 
 
+# The Keras 2.9 constructors: argument names, in order, with their defaults.
+KERAS_29_SIGNATURES: dict[str, list[tuple[str, Any]]] = {
+    "ExponentialDecay": [("initial_learning_rate", inspect.Parameter.empty),
+                         ("decay_steps", inspect.Parameter.empty),
+                         ("decay_rate", inspect.Parameter.empty), ("staircase", False), ("name", None)],
+    "PiecewiseConstantDecay": [("boundaries", inspect.Parameter.empty),
+                               ("values", inspect.Parameter.empty), ("name", None)],
+    "PolynomialDecay": [("initial_learning_rate", inspect.Parameter.empty),
+                        ("decay_steps", inspect.Parameter.empty), ("end_learning_rate", 0.0001),
+                        ("power", 1.0), ("cycle", False), ("name", None)],
+    "InverseTimeDecay": [("initial_learning_rate", inspect.Parameter.empty),
+                         ("decay_steps", inspect.Parameter.empty),
+                         ("decay_rate", inspect.Parameter.empty), ("staircase", False), ("name", None)],
+    "CosineDecay": [("initial_learning_rate", inspect.Parameter.empty),
+                    ("decay_steps", inspect.Parameter.empty), ("alpha", 0.0), ("name", None)],
+    "CosineDecayRestarts": [("initial_learning_rate", inspect.Parameter.empty),
+                            ("first_decay_steps", inspect.Parameter.empty), ("t_mul", 2.0),
+                            ("m_mul", 1.0), ("alpha", 0.0), ("name", None)],
+}
+
+
+def parameters(cls: type) -> list[tuple[str, Any]]:
+    return [(p.name, p.default) for p in inspect.signature(cls).parameters.values()]
+
+
+@pytest.mark.parametrize("class_name", sorted(KERAS_29_SIGNATURES))
+def test_signature_is_keras_29(class_name: str) -> None:
+    cls = getattr(schedules, class_name)
+    assert parameters(cls) == KERAS_29_SIGNATURES[class_name]
+    kinds = {p.kind for p in inspect.signature(cls).parameters.values()}
+    assert kinds == {inspect.Parameter.POSITIONAL_OR_KEYWORD}
+
+
+@pytest.mark.parametrize("class_name", sorted(KERAS_29_SIGNATURES))
+def test_signature_matches_tf_keras(tfk: Any, class_name: str) -> None:
+    theirs = parameters(getattr(tfk, class_name))
+    if class_name == "CosineDecay":  # warmup came in Keras 2.13
+        assert theirs[4:] == [("warmup_target", None), ("warmup_steps", 0)]
+        theirs = theirs[:4]
+    assert parameters(getattr(schedules, class_name)) == theirs
+
+
+@pytest.mark.parametrize("class_name", sorted(KERAS_29_SIGNATURES))
+def test_every_argument_round_trips_through_get_config(class_name: str) -> None:
+    # every argument given a value other than its default (and other than the others'): the
+    # config holds each, under its name, in the constructor's order, and rebuilds the schedule
+    cls = getattr(schedules, class_name)
+    names = [name for name, _ in KERAS_29_SIGNATURES[class_name]]
+    given: dict[str, Any] = {**BASE[class_name], "name": f"{class_name}-name"}
+    others = {"decay_rate": 0.75, "staircase": True, "cycle": True, "end_learning_rate": 0.002,
+              "power": 1.5, "alpha": 0.125, "t_mul": 3, "m_mul": 0.5}
+    given.update({k: v for k, v in others.items() if k in names})
+    assert sorted(given) == sorted(names)
+    config = cls(**given).get_config()
+    assert list(config) == names
+    assert all(config[k] == v and type(config[k]) is type(v) for k, v in given.items()), config
+    rebuilt = cls.from_config(config)
+    assert list(rebuilt.get_config().items()) == list(config.items())
+    assert [rebuilt(s) for s in STEPS] == [cls(**given)(s) for s in STEPS]
+    assert repr(rebuilt) == f"{class_name}({', '.join(f'{k}={given[k]!r}' for k in names)})"
+
+
+def test_sequence_arguments_are_kept_as_lists() -> None:
+    boundaries, values = (10, 20), (1.0, 0.5, 0.1)
+    schedule = PiecewiseConstantDecay(boundaries, values)
+    assert schedule.get_config() == {"boundaries": [10, 20], "values": [1.0, 0.5, 0.1], "name": None}
+    given = [10, 20]
+    schedule = PiecewiseConstantDecay(given, [1.0, 0.5, 0.1])
+    given.append(30)  # the caller's list is not the schedule's
+    assert schedule.get_config()["boundaries"] == [10, 20]
+    assert schedule(25) == 0.1
+
+
 @pytest.mark.parametrize("class_name", ["Foo", "exponentialdecay", "LinearCosineDecay"])
 def test_deserialize_unknown(class_name: str) -> None:
     with pytest.raises(ValueError, match="Unknown decay") as info:
@@ -721,6 +795,36 @@ def test_validation(class_name: str, argument: str, value: Any, exception: type[
     message = str(info.value)
     assert argument in message
     assert repr(value) in message
+
+
+@pytest.mark.parametrize("class_name", sorted(BASE))
+def test_every_argument_is_checked(class_name: str) -> None:
+    # whatever its kind, an argument that is no number, bool, str or sequence is refused,
+    # naming the argument and the value
+    for argument in inspect.signature(getattr(schedules, class_name)).parameters:
+        bad = object()
+        with pytest.raises(TypeError) as info:
+            getattr(schedules, class_name)(**{**BASE[class_name], argument: bad})
+        assert f"{argument}={bad!r}" in str(info.value), argument
+
+
+@pytest.mark.parametrize("argument", ["boundaries", "values"])
+def test_piecewise_int_too_large_for_a_double(argument: str) -> None:
+    kwargs = {**BASE["PiecewiseConstantDecay"]}
+    kwargs[argument] = [10**400, *kwargs[argument][1:]]
+    with pytest.raises(ValueError, match=rf"{argument} must hold finite numbers") as info:
+        PiecewiseConstantDecay(**kwargs)
+    assert f"{argument}[0]=" in str(info.value)
+
+
+def test_piecewise_checks_types_then_lengths_then_contents() -> None:
+    # the type of either argument first, then Keras's length rule, then each number
+    with pytest.raises(TypeError, match="values must be a list or tuple"):
+        PiecewiseConstantDecay([20, 10], "abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="The length of boundaries"):
+        PiecewiseConstantDecay([20, 10], [1.0, -1.0])
+    with pytest.raises(ValueError, match="boundaries must be strictly increasing"):
+        PiecewiseConstantDecay([20, 10], [1.0, -1.0, 0.5], name=3)  # type: ignore[arg-type]
 
 
 def test_piecewise_length_rule_keeps_keras_message() -> None:
