@@ -32,12 +32,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from adamax_spec.conformance import strategies as S
-from adamax_spec.conformance.case import Case, SparseGrad, Target, Trajectory, Unsupported
 from adamax_spec.profiles import PROFILES, ArgumentRuleKind, Profile
 from adamax_spec.reference.formats import fmt
 from adamax_spec.reference.model import VARIANTS
 from adamax_spec.reference.verdict import Verdict, judge
+
+from . import strategies as S
+from .case import Case, SparseGrad, Target, Trajectory, Unsupported
 
 __all__ = ["PROPERTIES", "Property", "Result", "diagnose", "reproducer", "run_all", "run_property"]
 
@@ -69,7 +70,7 @@ _NAN = float("nan")
 def _expectations(kind: ArgumentRuleKind) -> dict[str, str]:
     """``{profile: "reject" | "accept"}`` for one kind of bad argument, from the profile records
     (``Profile.argument_rule``); a profile whose rule is "may" is left out."""
-    out = {}
+    out: dict[str, str] = {}
     for name, p in PROFILES.items():
         e = p.argument_rule(kind)
         if e != "may":

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from adamax_spec.conformance.case import Case, SparseGrad
 from adamax_spec.reference.formats import round_to
+
+from .case import Case, SparseGrad
 
 __all__ = [
     "checkpoint_cases",

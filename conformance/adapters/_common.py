@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory, Unsupported
+from ..case import Case, SparseGrad, Trajectory, Unsupported
 
 CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, Trajectory, Unsupported
+from ..case import Case, Trajectory, Unsupported
 
 __all__ = ["FunctionTarget"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.adapters import _common
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory, Unsupported
+from ..case import Case, SparseGrad, Trajectory, Unsupported
+from . import _common
 
 __all__ = ["Keras3Adapter", "TfKerasLegacyAdapter", "adapter_for"]
 

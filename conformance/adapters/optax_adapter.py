@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.adapters import _common
-from adamax_spec.conformance.case import Case, Trajectory, Unsupported
+from ..case import Case, Trajectory, Unsupported
+from . import _common
 
 __all__ = ["OptaxAdapter", "adapter_for"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory, Unsupported
+from ..case import Case, SparseGrad, Trajectory, Unsupported
 
 __all__ = ["BACKENDS", "OursTarget"]
 

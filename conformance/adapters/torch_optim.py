@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.adapters import _common
-from adamax_spec.conformance.case import Case, SparseGrad, Trajectory, Unsupported
+from ..case import Case, SparseGrad, Trajectory, Unsupported
+from . import _common
 
 __all__ = ["TorchOptimAdapter", "adapter_for"]
 
