@@ -146,7 +146,7 @@ def summary(cells: list[Cell]) -> list[str]:
     """One line per implementation, one column per profile: fits on one screen."""
     labels = list(dict.fromkeys(c.label for c in cells))
     by = {(c.label, c.profile): c for c in cells}
-    width = max(len(lab) for lab in labels) + 2
+    width = max(len(lab) for lab in ["implementation", *labels]) + 2  # the header never runs into a column
     lines = ["implementation".ljust(width) + "".join(p.ljust(22) for p in PROFILES)]
     for lab in labels:
         row = lab.ljust(width)
