@@ -52,16 +52,49 @@ def _stem(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
-#: the modules of ``backends/`` each of our targets can run (``adamax_spec[<backend>]``; any
-#: other backend counts them all); ``tests/test_deep.py`` checks that a run loads no others
-OUR_BACKEND_FILES = {
-    "numpy": ("dispatch", "numpy_apply", "numpy_backend", "host"),
-    "torch": ("dispatch", "torch_backend", "numpy_apply", "numpy_backend", "host"),
-    "jax": ("dispatch", "jax_backend"),
-    "array_api_strict": ("dispatch",),
-    "dask": ("dispatch", "dask_backend"),
-    "cupy": ("dispatch", "cupy_backend"),
-}
+#: the array backends our own targets run on
+OUR_BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "dask", "cupy")
+
+
+def our_backend_files(backend: str) -> frozenset[str] | None:
+    """The modules of ``backends/`` that our target on ``backend`` (``adamax_spec[<backend>]``) can
+    run: the fast path registered for that library (entry-point group ``adamax_spec.fast_paths``,
+    as :mod:`adamax_spec.dispatch` finds it), the state files' array I/O (``adamax_spec.array_io``),
+    and every module of ``backends/`` those import; ``None`` for a backend the suite does not know
+    (then every module counts).  ``tests/test_deep.py`` checks that a run loads no others."""
+    import ast
+    import importlib.metadata
+    import importlib.util
+
+    if backend not in OUR_BACKENDS:
+        return None
+    package = "adamax_spec.backends"
+    folder = _where(package)
+    todo = [ep.value.partition(":")[0] for group in ("adamax_spec.fast_paths", "adamax_spec.array_io")
+            for ep in importlib.metadata.entry_points(group=group)
+            if group == "adamax_spec.array_io" or ep.name == backend]
+    found: set[str] = set()
+    while todo:
+        name = todo.pop()
+        module = name.removeprefix(f"{package}.")
+        if module == name or module in found or not (folder / f"{module}.py").exists():
+            continue
+        found.add(module)
+        for node in ast.walk(ast.parse((folder / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                todo += [base, *(f"{base}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+    return frozenset(found)
+
+
+def _where(pkg: str) -> Path:
+    """The folder of an installed package (the install maps top-level folders into ``adamax_spec``)."""
+    import importlib
+
+    return Path(next(iter(importlib.import_module(pkg).__path__)))
+
 
 #: the adapter module each deep-run target goes through (label prefix -> file in ``adapters/``)
 ADAPTER_OF = {"adamax_spec[": "ours.py", "torch.optim.": "torch_optim.py", "optax.": "optax_adapter.py",
@@ -72,23 +105,18 @@ def code_fingerprint(label: str = "") -> str:
     """SHA-256 of the sources that decide a verdict: the reference, the suite's properties,
     strategies and cases, the shared adapter code and the target's own adapter (every adapter
     for a label not in :data:`ADAPTER_OF`), and, for our own targets (``adamax_spec[...]``),
-    the implementation and the backend modules that target runs (:data:`OUR_BACKEND_FILES`).
+    the implementation and the backend modules that target runs (:func:`our_backend_files`).
     Reports, the CLI and the docs do not count."""
-    import importlib
-
-    def where(pkg: str) -> Path:  # the installed layout maps top-level folders into adamax_spec
-        return Path(next(iter(importlib.import_module(pkg).__path__)))
-
-    here = where("adamax_spec.conformance")
+    here = _where("adamax_spec.conformance")
     own = next((f for prefix, f in ADAPTER_OF.items() if label.startswith(prefix)), None)
     adapters = [here / "adapters" / n for n in ("__init__.py", "_common.py", own)] if own else \
         [*(here / "adapters").glob("*.py")]
-    files = [*where("adamax_spec.reference").glob("*.py"), *adapters,
+    files = [*_where("adamax_spec.reference").glob("*.py"), *adapters,
              *(here / n for n in ("runner.py", "strategies.py", "case.py"))]
     if label.startswith("adamax_spec["):
-        backends = where("adamax_spec.backends")
-        names = OUR_BACKEND_FILES.get(label[len("adamax_spec["):].split("]")[0].split(",")[0])
-        files += [*where("adamax_spec").glob("*.py"),
+        backends = _where("adamax_spec.backends")
+        names = our_backend_files(label[len("adamax_spec["):].split("]")[0].split(",")[0])
+        files += [*_where("adamax_spec").glob("*.py"),
                   *(backends.glob("*.py") if names is None else (backends / f"{n}.py" for n in names))]
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: (f.parent.name, f.name)):

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+
 from adamax_spec.conformance import deep
 from adamax_spec.conformance.adapters.ours import OursTarget
 from adamax_spec.conformance.matrix import installed_targets
@@ -66,9 +67,14 @@ def test_fingerprint_covers_each_targets_own_adapter_only() -> None:
 
 
 def test_each_backend_fingerprint_names_a_backend_file_set() -> None:
-    fp = {b: deep.code_fingerprint(f"adamax_spec[{b}]") for b in deep.OUR_BACKEND_FILES}
+    fp = {b: deep.code_fingerprint(f"adamax_spec[{b}]") for b in deep.OUR_BACKENDS}
     assert len(set(fp.values())) == len(fp)            # numpy, torch, jax... each its own files
     assert deep.code_fingerprint("adamax_spec[mystery]") not in fp.values()   # unknown: every file
+    assert deep.our_backend_files("mystery") is None
+    # the fast path registered for the library, and what it imports from backends/
+    numpy, torch = (deep.our_backend_files(b) or frozenset() for b in ("numpy", "torch"))
+    assert {"numpy_apply", "numpy_backend"} <= numpy and "torch_backend" not in numpy
+    assert {"torch_backend", "numpy_apply"} <= torch
 
 
 OURS_INSTALLED = [label[len("adamax_spec["):-1] for label, _ in installed_targets() if label.startswith("adamax_spec[")]
@@ -77,16 +83,21 @@ OURS_INSTALLED = [label[len("adamax_spec["):-1] for label, _ in installed_target
 @pytest.mark.parametrize("backend", OURS_INSTALLED)
 def test_our_targets_run_only_the_backend_files_their_fingerprint_covers(backend: str) -> None:
     """Every property on this backend (a few examples each) loads no module of ``backends/``
-    outside ``OUR_BACKEND_FILES[backend]``: a change anywhere else cannot change its verdicts."""
+    outside ``our_backend_files(backend)``: a change anywhere else cannot change its verdicts."""
     code = ("import json, sys\n"
+            "from adamax_spec import dispatch\n"
             "from adamax_spec.conformance.runner import PROPERTIES, run_property\n"
             "from adamax_spec.conformance.adapters.ours import OursTarget\n"
+            "asked, fast_step = [], dispatch.fast_step\n"
+            "dispatch.fast_step = lambda *a, **k: asked.append(1) or fast_step(*a, **k)\n"
             f"target = OursTarget({backend!r}, 'keras')\n"
             "for p in PROPERTIES:\n"
             "    run_property(p, target, 'keras', examples=3, seed=0)\n"
-            "print(json.dumps([m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('adamax_spec.backends.')]))\n")
+            "print(json.dumps([len(asked), [m.rsplit('.', 1)[1] for m in sys.modules\n"
+            "                               if m.startswith('adamax_spec.backends.')]]))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert "dispatch" in loaded, "no step asked for a fast path: the check would prove nothing"
-    assert loaded <= set(deep.OUR_BACKEND_FILES[backend]), loaded - set(deep.OUR_BACKEND_FILES[backend])
+    asked, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert asked, "no step asked for a fast path: the check would prove nothing"
+    allowed = deep.our_backend_files(backend) or frozenset()
+    assert set(loaded) <= allowed, set(loaded) - allowed
