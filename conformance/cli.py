@@ -13,70 +13,23 @@ the results of the properties already checked.
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .case import Target
+from adamax_spec.conformance.targets import STAMP_DISTS, LoadError, load_target, versions
+from adamax_spec.profiles import PROFILE_NAMES
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-PROFILE_CHOICES = ("keras", "keras3", "torch", "optax")
-
-
-class LoadError(Exception):
-    pass
-
-
-def load_target(spec: str, backend: str = "numpy", profile: str = "keras") -> Target:
-    """``module:attr`` (or ``adamax_spec``) -> an adapter, chosen from what the object is."""
-    from .adapters.ours import OursTarget
-
-    if spec in ("adamax_spec", "adamax_spec:Adamax"):
-        return OursTarget(backend, profile)
-    mod_name, _, attr = spec.partition(":")
-    if not mod_name or not attr:
-        raise LoadError(f"TARGET must look like module:attr or 'adamax_spec', got {spec!r}")
-    try:
-        obj: Any = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as e:
-        raise LoadError(f"cannot load {spec!r}: {type(e).__name__}: {e}") from None
-    for modname in ("torch_optim", "optax_adapter", "keras_adapter"):
-        try:
-            mod = importlib.import_module(f"{__package__}.adapters.{modname}")
-        except ImportError:
-            continue
-        finder = getattr(mod, "adapter_for", None)
-        found = finder(obj) if finder else None
-        if found is not None:
-            return found
-    if callable(obj):
-        from .adapters.function import FunctionTarget
-
-        return FunctionTarget(obj, name=spec)
-    raise LoadError(f"{spec!r} is not an optimizer class, factory or step function")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tensorflow",
-                 "tf_keras", "hypothesis", "gmpy2", "array_api_strict"):
-        mod = sys.modules.get(name)
-        if mod is not None:
-            out[name] = str(getattr(mod, "__version__", getattr(mod, "version", lambda: "?")))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="adamax-conformance", description=__doc__.split("\n")[0])
-    ap.add_argument("target", nargs="?", help="module:attr, or 'adamax_spec' (see --backend)")
-    ap.add_argument("--profile", default="keras", choices=PROFILE_CHOICES)
+    ap.add_argument("target", nargs="?",
+                    help="module:attr, 'adamax_spec' (see --backend), or the name of a registered target")
+    ap.add_argument("--profile", default="keras", choices=PROFILE_NAMES)
     ap.add_argument("--backend", default="numpy", help="backend for adamax_spec targets")
     ap.add_argument("--examples", type=int, default=int(os.environ.get("ADAMAX_EXAMPLES", 25)))
     ap.add_argument("--seed", type=int, default=0)
@@ -98,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _usage("--examples must be >= 1")
     if args.timeout < 0 or args.timeout != args.timeout:
         return _usage("--timeout must be >= 0")
-    from .case import CAPABILITIES
-    from .runner import PROPERTIES
+    from adamax_spec.conformance.case import CAPABILITIES
+    from adamax_spec.conformance.runner import PROPERTIES
 
     unknown_caps = sorted(set(args.require) - set(CAPABILITIES))
     if unknown_caps:
@@ -108,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown_props:
         return _usage(f"unknown --only property {unknown_props}; known: {', '.join(p.id for p in PROPERTIES)}")
     if args.matrix:
-        from .matrix import run_matrix
+        from adamax_spec.conformance.matrix import run_matrix
 
         return run_matrix(Path(args.report_dir), examples=args.examples, seed=args.seed)
     if not args.target:
@@ -118,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LoadError, ValueError, ImportError, TypeError) as e:
         return _usage(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if args.identify:
-        from .identify import identify
+        from adamax_spec.conformance.identify import identify
 
         name, lines = identify(target)
         print("\n".join(lines))
@@ -130,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             xfails = {ln.split("#")[0].strip() for ln in Path(args.xfails).read_text().splitlines()} - {""}
         except OSError as e:
             return _usage(f"cannot read --xfails file: {e}")
-    from .report import write_reports
-    from .runner import run_all
+    from adamax_spec.conformance.report import write_reports
+    from adamax_spec.conformance.runner import run_all
 
     t0 = time.perf_counter()
     print(f"adamax-conformance: {target.name} against profile {args.profile!r}, "
@@ -145,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"target": target.name, "spec": args.target, "profile": args.profile,
                 "examples": args.examples, "seed": args.seed, "timeout": args.timeout,
                 "seconds": round(time.perf_counter() - t0, 2), "complete": complete,
-                "versions": versions()}
+                "versions": versions(STAMP_DISTS, platform=True)}
 
     def progress(r: Any) -> None:
         results.append(r)
@@ -183,4 +136,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["json", "load_target", "main", "versions"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]

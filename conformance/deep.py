@@ -17,8 +17,10 @@ involved) continues where
 it stopped, with the next round's seed, so the goal can be reached over several sittings; a
 summary made by other code is set aside (renamed ``*.stale.json``) and the target starts again.
 
-Profiles: our implementation (every installed backend) and ``tf_keras`` legacy under ``keras``,
-``torch.optim.Adamax`` under ``torch``, ``optax.adamax`` under ``optax``, Keras 3 under ``keras3``.
+Targets and profiles: every installed target (:func:`~adamax_spec.conformance.targets.installed_targets`),
+each under its native profile (:func:`~adamax_spec.conformance.targets.native_profile`): our implementation
+(every installed backend) and ``tf_keras`` legacy under ``keras``, ``torch.optim.Adamax`` under ``torch``,
+``optax.adamax`` under ``optax``, Keras 3 under ``keras3``, registered targets under ``keras``.
 """
 
 from __future__ import annotations
@@ -31,29 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .matrix import installed_targets
-from .runner import PROPERTIES, run_property
+from adamax_spec.conformance.runner import PROPERTIES, run_property
+from adamax_spec.conformance.targets import (
+    OUR_BACKENDS,
+    STAMP_DISTS,
+    installed_targets,
+    native_profile,
+    stem,
+    versions,
+)
 
-#: the profile each target is documented to implement
-OWN_PROFILE = {"torch.optim.Adamax": "torch", "optax.adamax": "optax", "tf_keras legacy Adamax": "keras"}
 #: properties whose examples are not trajectories (constructor arguments only)
 NOT_TRAJECTORIES = frozenset({"V-args"})
-
-
-def own_profile(label: str) -> str:
-    if label in OWN_PROFILE:
-        return OWN_PROFILE[label]
-    if label.startswith("keras 3"):
-        return "keras3"
-    return "keras"  # adamax_spec[<backend>]
-
-
-def _stem(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
-
-
-#: the array backends our own targets run on
-OUR_BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "dask", "cupy")
 
 
 def our_backend_files(backend: str) -> frozenset[str] | None:
@@ -106,7 +97,7 @@ def code_fingerprint(label: str = "") -> str:
     strategies and cases, the shared adapter code and the target's own adapter (every adapter
     for a label not in :data:`ADAPTER_OF`), and, for our own targets (``adamax_spec[...]``),
     the implementation and the backend modules that target runs (:func:`our_backend_files`).
-    Reports, the CLI and the docs do not count."""
+    Reports, the CLI, the target table and the docs do not count."""
     here = _where("adamax_spec.conformance")
     own = next((f for prefix, f in ADAPTER_OF.items() if label.startswith(prefix)), None)
     adapters = [here / "adapters" / n for n in ("__init__.py", "_common.py", own)] if own else \
@@ -144,14 +135,10 @@ def deep_run(label: str, make: Any, *, trajectories: int, seconds: float, out: P
     """Rounds of every property until ``trajectories`` ran or ``seconds`` passed; returns the summary.
 
     ``resume``: continue the summary already in ``out`` if the same code made it (see the module)."""
-    from .differences import versions
-
-    profile = own_profile(label)
-    libs = versions(("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tf_keras", "tensorflow",
-                     "hypothesis", "gmpy2", "numba", "array_api_strict", "array-api-compat"))
-    stamp = {"target": label, "profile": profile, "code": code_fingerprint(label), "versions": libs,
+    profile = native_profile(label)
+    stamp = {"target": label, "profile": profile, "code": code_fingerprint(label), "versions": versions(STAMP_DISTS),
              "seed": seed, "per_round": per_round}
-    path = out / f"{_stem(label)}.json"
+    path = out / f"{stem(label)}.json"
     old = _resumable(path, stamp) if resume else None
     summary: dict[str, Any] = old or {**stamp, "goal": trajectories, "trajectories": 0, "seconds": 0.0,
                                       "rounds": 0, "per_property": {}, "failures": [], "status": "running"}
@@ -246,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = 0
     for label, make in targets:
         n, secs = next((v for k, v in budget.items() if k == label or k in label), (a.trajectories, a.seconds))
-        print(f"{label} under {own_profile(label)}: goal {n} trajectories", flush=True)
+        print(f"{label} under {native_profile(label)}: goal {n} trajectories", flush=True)
         s = deep_run(label, make, trajectories=n, seconds=secs, out=out, seed=a.seed, per_round=a.per_round,
                      resume=a.resume)
         bad += s["status"] != "pass"

@@ -24,7 +24,6 @@ Probes (all deterministic, float32 unless said otherwise):
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -33,29 +32,24 @@ from typing import Any
 
 import numpy as np
 
-from ..reference.verdict import judge
-from .case import Case, SparseGrad, Target, Trajectory, Unsupported
-from .identify import identify
+from adamax_spec.conformance.case import Case, SparseGrad, Target, Trajectory, Unsupported
+from adamax_spec.conformance.identify import identify
+from adamax_spec.conformance.targets import known_targets, versions
+from adamax_spec.reference.verdict import judge
 
-__all__ = ["implementations", "main", "measure", "render"]
+__all__ = ["COLUMNS", "implementations", "main", "measure", "render", "versions"]
 
 H = {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
-PROFILE_OF = {"tf_keras legacy Adamax": "keras", "keras 3 Adamax": "keras3",
-              "torch.optim.Adamax": "torch", "optax.adamax": "optax", "adamax_spec[numpy]": "keras"}
+#: the page's columns, in order: our implementation on NumPy and each peer (Keras 3 on this
+#: process's backend, unnamed); registered targets are not measured here
+COLUMNS = ("adamax_spec[numpy]", "tf_keras legacy Adamax", "keras 3 Adamax", "torch.optim.Adamax", "optax.adamax")
 
 
 def implementations() -> list[tuple[str, Callable[[], Target]]]:
-    """The implementations installed here, each with a loader (nothing imported yet)."""
-    from .cli import load_target
-
-    out: list[tuple[str, Callable[[], Target]]] = [("adamax_spec[numpy]", partial(load_target, "adamax_spec"))]
-    for label, mod, spec in (("tf_keras legacy Adamax", "tf_keras", "tf_keras.optimizers.legacy:Adamax"),
-                             ("keras 3 Adamax", "keras", "keras.optimizers:Adamax"),
-                             ("torch.optim.Adamax", "torch", "torch.optim:Adamax"),
-                             ("optax.adamax", "optax", "optax:adamax")):
-        if importlib.util.find_spec(mod) is not None:
-            out.append((label, partial(load_target, spec)))
-    return out
+    """The implementations installed here, each with a loader (nothing imported yet), each
+    loaded as ``TARGET`` alone would be (our own: NumPy, the ``keras`` profile)."""
+    known = {t.name: t for t in known_targets(plugins=False)}
+    return [(name, partial(known[name].make, "keras")) for name in COLUMNS if known[name].installed()]
 
 
 def _dense_case(steps: int, dtype: str, hyper: dict[str, Any]) -> Case:
@@ -189,20 +183,6 @@ def render(data: dict[str, Any], versions: dict[str, str]) -> str:
         out.append(f"| {a} | " + " | ".join(str(ag["ulps"][a, b]) for b in ag["labels"]) + " |")
     out += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
     return "\n".join(out) + "\n"
-
-
-def versions(dists: tuple[str, ...] = ("adamax_spec", "numpy", "torch", "jax", "optax", "keras", "tf_keras",
-                                         "tensorflow")) -> dict[str, str]:
-    """Installed versions (package metadata) of Python and ``dists``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for dist in dists:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 ``adamax-conformance --matrix`` (``make report``) runs the suite for our
 implementation on every installed backend and for every installed peer
 (torch.optim.Adamax, optax.adamax, tf_keras legacy, Keras 3 on each of its
-installed backends) against each profile, then writes ``REPORT_DIR/index.md``
+installed backends) and every registered target (:mod:`~adamax_spec.conformance.targets`)
+against each profile, then writes ``REPORT_DIR/index.md``
 (the matrix, links to per-cell reports with reproducers, error plots, versions)
 and ``matrix.json``.  Keras 3 picks its backend once per process, so Keras 3
 on a second or third backend runs in a child process of this module.
@@ -23,17 +24,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
-from .case import Target
-from .report import to_json, to_markdown
-from .runner import PROPERTIES, run_all
+from adamax_spec.conformance.case import Target
+from adamax_spec.conformance.report import to_json, to_markdown
+from adamax_spec.conformance.runner import PROPERTIES, run_all
+from adamax_spec.conformance.targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
+from adamax_spec.profiles import PROFILE_NAMES
 
-PROFILES = ("keras", "keras3", "torch", "optax")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
-#: the profile each peer is documented to implement (docs/peers.md)
-NATIVE = {"torch.optim.Adamax": "torch", "optax.adamax": "optax", "tf_keras legacy Adamax": "keras"}
 SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail"}
 
 
@@ -49,51 +48,14 @@ class Cell:
     report: str = ""
 
 
-def _keras_backend() -> str:
-    return os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
-def _peer(spec: str, profile: str) -> Target:
-    """A peer is the same object whatever profile it is judged against."""
-    from .cli import load_target
-
-    del profile
-    return load_target(spec)
-
-
-def installed_targets(*, keras_only: bool = False) -> list[tuple[str, Callable[[str], Target]]]:
-    """(label, factory(profile) -> Target) for everything installed here (imports nothing yet)."""
-    from .adapters.ours import OursTarget
-
-    out: list[tuple[str, Callable[[str], Target]]] = []
-    if not keras_only:
-        for b in ("numpy", "torch", "jax", "array_api_strict", "dask", "cupy"):
-            if importlib.util.find_spec(b) is not None:
-                out.append((f"adamax_spec[{b}]", partial(OursTarget, b)))
-        for label, mod, spec in (("torch.optim.Adamax", "torch", "torch.optim:Adamax"),
-                                 ("optax.adamax", "optax", "optax:adamax"),
-                                 ("tf_keras legacy Adamax", "tf_keras", "tf_keras.optimizers.legacy:Adamax")):
-            if importlib.util.find_spec(mod) is not None:
-                out.append((label, partial(_peer, spec)))
-    if importlib.util.find_spec("keras") is not None:
-        out.append((f"keras 3 Adamax [{_keras_backend()}]", partial(_peer, "keras.optimizers:Adamax")))
-    return out
-
-
-def _stem(label: str, profile: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{label}-{profile}")
-
-
 def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Path, *, examples: int,
               seed: int, done: int = 0, total: int | None = None, t0: float | None = None) -> list[Cell]:
     """Run every target x profile, writing one Markdown and one JSON report per cell."""
-    from .cli import versions
-
     t0 = time.perf_counter() if t0 is None else t0
-    total = total or len(targets) * len(PROFILES)
+    total = total or len(targets) * len(PROFILE_NAMES)
     cells = []
     for label, make in targets:
-        for profile in PROFILES:
+        for profile in PROFILE_NAMES:
             done += 1
             head = f"[{done:2}/{total} {time.perf_counter() - t0:5.0f}s] {label} x {profile}"
             try:  # loaded before the line starts: a framework's import-time logging stays off it
@@ -107,13 +69,13 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
                               progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
             seconds = round(sum(r.seconds for r in results), 2)
             meta = {"target": label, "profile": profile, "examples": examples, "seed": seed,
-                    "seconds": seconds, "versions": versions()}
-            stem = _stem(label, profile)
-            (report_dir / f"{stem}.md").write_text(to_markdown(results, meta))
-            (report_dir / f"{stem}.json").write_text(to_json(results, meta))
+                    "seconds": seconds, "versions": versions(STAMP_DISTS, platform=True)}
+            name = stem(label, profile)
+            (report_dir / f"{name}.md").write_text(to_markdown(results, meta))
+            (report_dir / f"{name}.json").write_text(to_json(results, meta))
             bad = [r for r in results if r.status in ("fail", "error")]
             first = f"{bad[0].property}: {bad[0].detail}" if bad else ""
-            cells.append(Cell(label, profile, {r.property: r.status for r in results}, seconds, first, f"{stem}.md"))
+            cells.append(Cell(label, profile, {r.property: r.status for r in results}, seconds, first, f"{name}.md"))
             print(f"({seconds:.0f}s)", flush=True)
     return cells
 
@@ -134,9 +96,9 @@ def _finish_child_keras(backend: str, proc: subprocess.Popen[bytes], report_dir:
     code = proc.wait()
     part = report_dir / f"cells-keras-{backend}.json"
     if code != 0 or not part.exists():
-        label = f"keras 3 Adamax [{backend}]"
+        label = KERAS3.label(backend)
         why = f"child process exited {code}; see keras-{backend}.log"
-        return [Cell(label, p, {q.id: "error" for q in PROPERTIES}, first_failure=why) for p in PROFILES]
+        return [Cell(label, p, {q.id: "error" for q in PROPERTIES}, first_failure=why) for p in PROFILE_NAMES]
     cells = [Cell(**c) for c in json.loads(part.read_text())]
     part.unlink()
     return cells
@@ -147,10 +109,10 @@ def summary(cells: list[Cell]) -> list[str]:
     labels = list(dict.fromkeys(c.label for c in cells))
     by = {(c.label, c.profile): c for c in cells}
     width = max(len(lab) for lab in ["implementation", *labels]) + 2  # the header never runs into a column
-    lines = ["implementation".ljust(width) + "".join(p.ljust(22) for p in PROFILES)]
+    lines = ["implementation".ljust(width) + "".join(p.ljust(22) for p in PROFILE_NAMES)]
     for lab in labels:
         row = lab.ljust(width)
-        for p in PROFILES:
+        for p in PROFILE_NAMES:
             c = by.get((lab, p))
             row += _cell_text(c).ljust(22) if c else "-".ljust(22)
         lines.append(row.rstrip())
@@ -198,31 +160,31 @@ def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots:
 
 
 def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
-    from .cli import versions
-
     report_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     targets = installed_targets()
-    others = [b for b in KERAS_BACKENDS if b != _keras_backend() and importlib.util.find_spec(b) is not None]
-    others = others if importlib.util.find_spec("keras") is not None else []
+    others = [b for b in KERAS_BACKENDS if b != keras_backend() and importlib.util.find_spec(b) is not None]
+    others = others if KERAS3.installed() else []
     children = {b: _start_child_keras(b, report_dir, examples, seed) for b in others}
     if children:
         print(f"(Keras 3 on {', '.join(children)}: child processes, running alongside)", flush=True)
-    cells = run_cells(targets, report_dir, examples=examples, seed=seed, total=len(targets) * len(PROFILES), t0=t0)
+    cells = run_cells(targets, report_dir, examples=examples, seed=seed,
+                      total=len(targets) * len(PROFILE_NAMES), t0=t0)
     for b, proc in children.items():
         print(f"(waiting for Keras 3 on {b})", flush=True)
         cells += _finish_child_keras(b, proc, report_dir)
     plots: list[str] = []
     try:
-        from .plots import draw_error_plots
+        from adamax_spec.conformance.plots import draw_error_plots
 
         plots = draw_error_plots(report_dir, targets)
     except ImportError as e:
         print(f"(no plots: {e})")
     seconds = time.perf_counter() - t0
-    (report_dir / "index.md").write_text(index_md(cells, examples, seed, seconds, plots, versions()))
+    stamp = versions(STAMP_DISTS, platform=True)
+    (report_dir / "index.md").write_text(index_md(cells, examples, seed, seconds, plots, stamp))
     (report_dir / "matrix.json").write_text(json.dumps(
-        {"examples": examples, "seed": seed, "versions": versions(), "cells": [asdict(c) for c in cells]}, indent=2))
+        {"examples": examples, "seed": seed, "versions": stamp, "cells": [asdict(c) for c in cells]}, indent=2))
     print()
     print("\n".join(summary(cells)))
     print(f"\nreport: {report_dir / 'index.md'} ({seconds:.0f} s)")
@@ -251,4 +213,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["Cell", "installed_targets", "run_matrix", "summary"]
+__all__ = ["Cell", "run_cells", "run_matrix", "summary"]

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reference.verdict import judge
-from .case import Case, Target, Unsupported
+from adamax_spec.conformance.case import Case, Target, Unsupported
+from adamax_spec.conformance.targets import native_profile
+from adamax_spec.reference.verdict import judge
 
 __all__ = ["draw_error_plots", "representative_case", "step_errors"]
-
-OWN = {"torch.optim.Adamax": "torch", "optax.adamax": "optax", "tf_keras legacy Adamax": "keras"}
-
 
 def representative_case(steps: int = 100) -> Case:
     rng = np.random.default_rng(7)
@@ -45,12 +43,6 @@ def step_errors(target: Target, case: Case, profile: str) -> tuple[np.ndarray, n
     return ratios, ulps
 
 
-def _own_profile(label: str) -> str:
-    if label.startswith("keras 3"):
-        return "keras3"
-    return OWN.get(label, "keras")
-
-
 def draw_error_plots(report_dir: Path, targets: Sequence[tuple[str, Callable[[str], Target]]]) -> list[str]:
     """Write the PNGs into ``report_dir``; return their file names."""
     import matplotlib
@@ -61,7 +53,7 @@ def draw_error_plots(report_dir: Path, targets: Sequence[tuple[str, Callable[[st
     case = representative_case()
     names = []
     for title, fname, pick in (("each implementation under its own profile", "errors-own-profile.png",
-                                _own_profile),
+                                native_profile),
                                ("each implementation under the keras profile", "errors-keras-profile.png",
                                 lambda _label: "keras")):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
+
 from adamax_spec.conformance import cli
 
 pytestmark = pytest.mark.peers

@@ -12,7 +12,7 @@ import pytest
 
 from adamax_spec.conformance import deep
 from adamax_spec.conformance.adapters.ours import OursTarget
-from adamax_spec.conformance.matrix import installed_targets
+from adamax_spec.conformance.targets import OUR_BACKENDS, installed_targets
 
 LABEL = "adamax_spec[numpy]"
 
@@ -67,7 +67,7 @@ def test_fingerprint_covers_each_targets_own_adapter_only() -> None:
 
 
 def test_each_backend_fingerprint_names_a_backend_file_set() -> None:
-    fp = {b: deep.code_fingerprint(f"adamax_spec[{b}]") for b in deep.OUR_BACKENDS}
+    fp = {b: deep.code_fingerprint(f"adamax_spec[{b}]") for b in OUR_BACKENDS}
     assert len(set(fp.values())) == len(fp)            # numpy, torch, jax... each its own files
     assert deep.code_fingerprint("adamax_spec[mystery]") not in fp.values()   # unknown: every file
     assert deep.our_backend_files("mystery") is None
