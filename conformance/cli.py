@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adamax_spec.conformance.targets import STAMP_DISTS, LoadError, load_target, versions
 from adamax_spec.profiles import PROFILE_NAMES
+
+from .targets import STAMP_DISTS, LoadError, load_target, versions
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return _usage("--examples must be >= 1")
     if args.timeout < 0 or args.timeout != args.timeout:
         return _usage("--timeout must be >= 0")
-    from adamax_spec.conformance.case import CAPABILITIES
-    from adamax_spec.conformance.runner import PROPERTIES
+    from .case import CAPABILITIES
+    from .runner import PROPERTIES
 
     unknown_caps = sorted(set(args.require) - set(CAPABILITIES))
     if unknown_caps:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown_props:
         return _usage(f"unknown --only property {unknown_props}; known: {', '.join(p.id for p in PROPERTIES)}")
     if args.matrix:
-        from adamax_spec.conformance.matrix import run_matrix
+        from .matrix import run_matrix
 
         return run_matrix(Path(args.report_dir), examples=args.examples, seed=args.seed)
     if not args.target:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LoadError, ValueError, ImportError, TypeError) as e:
         return _usage(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if args.identify:
-        from adamax_spec.conformance.identify import identify
+        from .identify import identify
 
         name, lines = identify(target)
         print("\n".join(lines))
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             xfails = {ln.split("#")[0].strip() for ln in Path(args.xfails).read_text().splitlines()} - {""}
         except OSError as e:
             return _usage(f"cannot read --xfails file: {e}")
-    from adamax_spec.conformance.report import write_reports
-    from adamax_spec.conformance.runner import run_all
+    from .report import write_reports
+    from .runner import run_all
 
     t0 = time.perf_counter()
     print(f"adamax-conformance: {target.name} against profile {args.profile!r}, "

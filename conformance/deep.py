@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adamax_spec.conformance.runner import PROPERTIES, run_property
-from adamax_spec.conformance.targets import (
+from .runner import PROPERTIES, run_property
+from .targets import (
     OUR_BACKENDS,
     STAMP_DISTS,
     installed_targets,

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, SparseGrad, Target, Trajectory, Unsupported
-from adamax_spec.conformance.identify import identify
-from adamax_spec.conformance.targets import known_targets, versions
 from adamax_spec.reference.verdict import judge
+
+from .case import Case, SparseGrad, Target, Trajectory, Unsupported
+from .identify import identify
+from .targets import known_targets, versions
 
 __all__ = ["COLUMNS", "implementations", "main", "measure", "render", "versions"]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, SparseGrad, Target, Unsupported
 from adamax_spec.reference.model import VARIANTS
 from adamax_spec.reference.verdict import judge
+
+from .case import Case, SparseGrad, Target, Unsupported
 
 
 def probes() -> list[Case]:

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from adamax_spec.conformance.case import Target
-from adamax_spec.conformance.report import to_json, to_markdown
-from adamax_spec.conformance.runner import PROPERTIES, run_all
-from adamax_spec.conformance.targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
 from adamax_spec.profiles import PROFILE_NAMES
+
+from .case import Target
+from .report import to_json, to_markdown
+from .runner import PROPERTIES, run_all
+from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail"}
@@ -175,7 +176,7 @@ def run_matrix(report_dir: Path, *, examples: int, seed: int) -> int:
         cells += _finish_child_keras(b, proc, report_dir)
     plots: list[str] = []
     try:
-        from adamax_spec.conformance.plots import draw_error_plots
+        from .plots import draw_error_plots
 
         plots = draw_error_plots(report_dir, targets)
     except ImportError as e:

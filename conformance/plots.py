@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adamax_spec.conformance.case import Case, Target, Unsupported
-from adamax_spec.conformance.targets import native_profile
 from adamax_spec.reference.verdict import judge
+
+from .case import Case, Target, Unsupported
+from .targets import native_profile
 
 __all__ = ["draw_error_plots", "representative_case", "step_errors"]
 

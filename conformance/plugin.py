@@ -35,8 +35,8 @@ class AdamaxItem(pytest.Item):
         self.prop = prop
 
     def runtest(self) -> None:
-        from adamax_spec.conformance.runner import run_property
-        from adamax_spec.conformance.targets import load_target
+        from .runner import run_property
+        from .targets import load_target
 
         opt = self.config.getoption
         target = load_target(opt("--adamax-target"), opt("--adamax-backend"), opt("--adamax-profile"))
@@ -59,14 +59,14 @@ class AdamaxItem(pytest.Item):
 def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
     if config.getoption("--adamax-target") is None:
         return
-    from adamax_spec.conformance.runner import PROPERTIES
+    from .runner import PROPERTIES
 
     items.extend(AdamaxItem.from_parent(session, name=f"adamax[{p.id}]", prop=p) for p in PROPERTIES)
 
 
 def pytest_generate_tests(metafunc: Any) -> None:
     if "adamax_property" in metafunc.fixturenames:
-        from adamax_spec.conformance.runner import PROPERTIES
+        from .runner import PROPERTIES
 
         metafunc.parametrize("adamax_property", PROPERTIES, ids=[p.id for p in PROPERTIES])
 
@@ -76,7 +76,7 @@ def adamax_target(request: Any) -> Any:
     spec = request.config.getoption("--adamax-target")
     if spec is None:
         pytest.skip("no --adamax-target given")
-    from adamax_spec.conformance.targets import load_target
+    from .targets import load_target
 
     return load_target(spec, request.config.getoption("--adamax-backend"),
                        request.config.getoption("--adamax-profile"))
@@ -84,7 +84,7 @@ def adamax_target(request: Any) -> Any:
 
 def check_property(adamax_property: Any, adamax_target: Any, request: Any) -> None:
     """Body of a conformance test: ``def test_x(adamax_property, adamax_target, request)``."""
-    from adamax_spec.conformance.runner import run_property
+    from .runner import run_property
 
     r = run_property(adamax_property, adamax_target, request.config.getoption("--adamax-profile"),
                      examples=request.config.getoption("--adamax-examples"), seed=0)

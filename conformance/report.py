@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from adamax_spec.conformance.runner import Result
+from .runner import Result
 
 SCHEMA = "adamax-conformance/1"
 

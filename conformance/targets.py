@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from adamax_spec.conformance.case import Target
+from .case import Target
 
 __all__ = ["BUILTIN", "DISTS", "ENTRY_POINT_GROUP", "KERAS3", "OUR_BACKENDS", "STAMP_DISTS", "KnownTarget",
            "LoadError", "installed_targets", "keras_backend", "known_targets", "load_target", "native_profile",
@@ -179,7 +179,7 @@ def load_target(spec: str, backend: str = "numpy", profile: str = "keras") -> Ta
 
     ``backend`` and ``profile`` matter to our own implementation and to registered adapter
     factories only."""
-    from adamax_spec.conformance.adapters.ours import OursTarget
+    from .adapters.ours import OursTarget
 
     if spec in ("adamax_spec", "adamax_spec:Adamax"):
         return OursTarget(backend, profile)
@@ -213,7 +213,7 @@ def _adapt(obj: Any, spec: str) -> Target:
         if found is not None:
             return found
     if callable(obj):
-        from adamax_spec.conformance.adapters.function import FunctionTarget
+        from .adapters.function import FunctionTarget
 
         return FunctionTarget(obj, name=spec)
     raise LoadError(f"{spec!r} is not an optimizer class, factory or step function")
