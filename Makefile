@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS := conformance,peers,strict,dask,fast,dev
 
-.PHONY: setup report differences deep test lint bench clean
+.PHONY: setup report differences deep test soak lint bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+## Soak: the whole test suite SOAK_RUNS times, each with a fresh random hypothesis seed (the
+## `dev` profile, as a contributor's `make test` without CI); stops at the first failing run and
+## prints the command that repeats it. SOAK_ARGS narrows it (e.g. SOAK_ARGS="-m hypothesis").
+SOAK_RUNS ?= 20
+SOAK_ARGS ?=
+soak: $(STAMP)
+	@for i in $$(seq $(SOAK_RUNS)); do \
+	  seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	  echo "soak run $$i/$(SOAK_RUNS): hypothesis seed $$seed"; \
+	  HYPOTHESIS_PROFILE=dev $(PY) -m pytest -q -p no:randomly --hypothesis-seed=$$seed $(SOAK_ARGS) \
+	    || { echo "soak: run $$i failed; repeat it with: HYPOTHESIS_PROFILE=dev $(PY) -m pytest --hypothesis-seed=$$seed $(SOAK_ARGS)"; exit 1; }; \
+	done; echo "soak: $(SOAK_RUNS) runs passed"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
