@@ -16,13 +16,14 @@ Exit code: 0 when our implementation passes every profile on every backend
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,9 +50,30 @@ class Cell:
     report: str = ""
 
 
+@contextlib.contextmanager
+def stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 to ``path`` (appended) for the block: what a framework's C++ or absl
+    logging writes there (TensorFlow's oneDNN notice, "failed call to cuInit"), whatever the
+    environment's log levels, lands in the target's log instead of between the progress lines,
+    which go to standard output."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Path, *, examples: int,
               seed: int, done: int = 0, total: int | None = None, t0: float | None = None) -> list[Cell]:
-    """Run every target x profile, writing one Markdown and one JSON report per cell."""
+    """Run every target x profile, writing one Markdown and one JSON report per cell; what the
+    target writes to standard error goes to ``REPORT_DIR/<target>.log``."""
     t0 = time.perf_counter() if t0 is None else t0
     total = total or len(targets) * len(PROFILE_NAMES)
     cells = []
@@ -59,15 +81,18 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
         for profile in PROFILE_NAMES:
             done += 1
             head = f"[{done:2}/{total} {time.perf_counter() - t0:5.0f}s] {label} x {profile}"
-            try:  # loaded before the line starts: a framework's import-time logging stays off it
-                target = make(profile)
+            log = report_dir / f"{stem(label)}.log"
+            try:
+                with stderr_to(log):
+                    target = make(profile)
             except Exception as e:  # an installed peer that fails to load is reported, not fatal
                 cells.append(Cell(label, profile, {p.id: "error" for p in PROPERTIES}, first_failure=str(e)))
                 print(f"{head} cannot load: {e}", flush=True)
                 continue
             print(head, end=" ", flush=True)
-            results = run_all(target, profile, examples=examples, seed=seed,
-                              progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
+            with stderr_to(log):
+                results = run_all(target, profile, examples=examples, seed=seed,
+                                  progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
             seconds = round(sum(r.seconds for r in results), 2)
             meta = {"target": label, "profile": profile, "examples": examples, "seed": seed,
                     "seconds": seconds, "versions": versions(STAMP_DISTS, platform=True)}
