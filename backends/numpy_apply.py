@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from adamax_spec.backends import numpy_backend as nb
 from adamax_spec.core import AdamaxState, Step, StepScalars
 from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
+
+from . import numpy_backend as nb
 
 __all__ = ["IN_PLACE", "DenseGroup", "SparseUpdate", "accepts", "in_place_targets", "prepare", "step"]
 
@@ -187,7 +188,7 @@ def prepare(groups: dict[np.dtype[Any], DenseGroup], sparse: Sequence[SparseUpda
             if plan is None:
                 plan = cache[f"plan:{dtype}"] = nb.ManyPlan()
             plan.prepare(group.ws, group.gs, group.ms, group.us)
-            lr_t, _, omb1, b2, eps = (nb._scalar("scalar", x, dtype) for x in scalars[dtype])
+            lr_t, _, omb1, b2, eps = (nb.as_scalar("scalar", x, dtype) for x in scalars[dtype])
             runs.append(_dense_run(group, plan, lr_t, omb1, b2, eps, epsilon, nan_in_max, threads))
             if len(groups) > 1 or sparse:
                 checked += [(f"{role}[{j}]", a, role != "gs") for role, lst in

@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from adamax_spec.backends import numpy_apply
-from adamax_spec.backends import numpy_backend as nb
 from adamax_spec.core import AdamaxState, Step
 from adamax_spec.sparse import IndexedSlices, coalesce_rows, densify
+
+from . import numpy_apply
+from . import numpy_backend as nb
 
 __all__ = ["IN_PLACE", "accepts", "foreach_update", "in_place_targets", "step"]
 

@@ -431,7 +431,7 @@ def test_many_refusals_name_the_argument(impl):
 def test_numba_kernels_are_strict_ieee():
     """fastmath off (no FMA contraction, no reassociation), numpy error model."""
     _needs_numba("numba")
-    kernels = nb._kernel_names()
+    kernels = nb.kernel_names()
     assert {"dense_serial", "dense_parallel", "many_serial", "many_parallel"} <= set(kernels)
     for name, k in kernels.items():
         assert not k.targetoptions.get("fastmath"), name

@@ -291,7 +291,7 @@ def test_naive_check_counts_match_docs():
 
 # -- the float64 screens (docs/error-model.md, "Speed") change no verdict -------------------------
 def _verdicts(monkeypatch, screen_min, impls, cases):
-    from adamax_spec.reference import verdict as V
+    from adamax_spec.reference import screens as V
 
     monkeypatch.setattr(V, "SCREEN_MIN", screen_min)
     out = []
@@ -320,8 +320,8 @@ def test_screens_keep_every_verdict(monkeypatch):
 
 @pytest.mark.parametrize("expose", [True, False], ids=["state exposed", "state hidden"])
 def test_screen_settles_most_elements_and_still_catches_one_bad_element(monkeypatch, expose):
+    from adamax_spec.reference import screens as V
     from adamax_spec.reference import speed
-    from adamax_spec.reference import verdict as V
 
     kept = []
     name = "_certify" if expose else "_certify_w"
