@@ -19,7 +19,7 @@ and writes it back: gather, update and scatter fused, cost proportional to the r
 Every operation rounds once in the parameter dtype: products and sums are written with
 the ``__f*_rn`` / ``__d*_rn`` intrinsics so the compiler cannot contract them into
 FMAs (float16 computes each operation in float32 and rounds, which is exact for one
-operation).  ``tests/test_fast_paths.py`` evaluates the generated bodies with NumPy on
+operation).  ``tests/backends/test_fast_paths.py`` evaluates the generated bodies with NumPy on
 the CPU against the generic expression (the math), and runs the kernels themselves
 where CuPy and a CUDA device are present.
 """

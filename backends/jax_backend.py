@@ -128,7 +128,7 @@ def _host_like(w: Any, lr: Any) -> Any:
     """What the step scalars are computed on: a NumPy 0-d array of ``w``'s dtype, so that they
     are host values passed into the jitted step (six eager JAX conversions cost about 1 ms a
     step); the same bits, since each scalar is one IEEE operation or conversion in that dtype
-    (``tests/test_fast_paths.py``).  ``w`` itself for bfloat16 (NumPy's ``finfo`` does not know
+    (``tests/backends/test_fast_paths.py``).  ``w`` itself for bfloat16 (NumPy's ``finfo`` does not know
     it) and for a learning rate that is an array (kept where it lives: no device sync)."""
     if hasattr(lr, "shape") or w.dtype == jnp.bfloat16:
         return w

@@ -14,7 +14,7 @@ the arrays' dtype ``D`` in exactly this order::
           | w - lr_t * (m_new / u_new)           # "inside", "inside_decay", "none"
 
 Two implementations, bit-identical to that expression evaluated with plain NumPy
-arrays of dtype ``D`` (``tests/test_numpy_backend.py`` checks every bit):
+arrays of dtype ``D`` (``tests/backends/test_numpy_backend.py`` checks every bit):
 
 ``numba`` (:mod:`~adamax_spec.backends.numpy_numba`)
     One fused pass over memory (``prange`` over chunks, ``fastmath=False`` so no FMA

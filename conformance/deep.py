@@ -52,7 +52,7 @@ def our_backend_files(backend: str) -> frozenset[str] | None:
     run: the fast path registered for that library (entry-point group ``adamax_spec.fast_paths``,
     as :mod:`adamax_spec.dispatch` finds it), the state files' array I/O (``adamax_spec.array_io``),
     and every module of ``backends/`` those import; ``None`` for a backend the suite does not know
-    (then every module counts).  ``tests/test_deep.py`` checks that a run loads no others."""
+    (then every module counts).  ``tests/conformance/test_deep.py`` checks that a run loads no others."""
     import ast
     import importlib.metadata
     import importlib.util

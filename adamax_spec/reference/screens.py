@@ -1,6 +1,6 @@
 """The float64 screens: cheap float64 work that ranks or settles comparisons before the 256-bit path.
 
-Both change no verdict (``tests/test_reference_mutants.py`` compares every verdict with the
+Both change no verdict (``tests/reference/test_reference_mutants.py`` compares every verdict with the
 screens forced on, ``SCREEN_MIN = 0``, and off); ``docs/error-model.md`` ("Speed") has the
 full argument.
 

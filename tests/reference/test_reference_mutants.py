@@ -270,7 +270,7 @@ def _naive_flags(step) -> bool:
 
 def _documented() -> dict[str, int]:
     """The counts docs/error-model.md states (``<!-- counts -->`` line)."""
-    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "error-model.md").read_text()
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "error-model.md").read_text()
     line = re.search(r"<!-- counts: (.*?) -->", text)
     assert line, "docs/error-model.md lost its counts line"
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))}

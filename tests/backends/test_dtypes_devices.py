@@ -142,7 +142,7 @@ def _run(be: Backend, case: Case, opt: Adamax) -> Trajectory:
     """Run ``case`` with :meth:`Adamax.apply` (the generic array-API path), asserting after every
     step that params and state keep the parameter dtype and device and that the inputs of
     ``apply`` are left unchanged (it is functional); returns host copies for the judge."""
-    opt.fast = False  # the per-library fast paths have their own tests (tests/test_fast_paths.py)
+    opt.fast = False  # the per-library fast paths have their own tests (tests/backends/test_fast_paths.py)
     dt = case.dtype
     params = [be.to(p, dt) for p in case.params]
     where = [be.where(p) for p in params]

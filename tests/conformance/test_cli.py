@@ -370,7 +370,7 @@ def test_runs_are_deterministic_and_write_no_example_database(user: str, tmp_pat
 
 
 def test_ci_profile_is_derandomized_without_database() -> None:
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     code = ("import conftest; from hypothesis import settings; d = settings.default; "
             "print(d.derandomize, d.database is None)")
     env = {**os.environ, "CI": "true"}
