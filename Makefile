@@ -24,12 +24,12 @@ report: $(STAMP)
 ## continued across sittings (--resume) in docs/deep-runs/, the summaries kept as evidence.
 TRAJECTORIES ?= 10000
 deep: $(STAMP)
-	$(PY) -m adamax_spec.conformance.deep --resume --trajectories $(TRAJECTORIES) --out docs/deep-runs
-	$(PY) -m adamax_spec.conformance.deep --summarize --out docs/deep-runs
+	$(PY) -m adamax_spec.conformance.evidence.deep --resume --trajectories $(TRAJECTORIES) --out docs/deep-runs
+	$(PY) -m adamax_spec.conformance.evidence.deep --summarize --out docs/deep-runs
 
 ## Regenerate docs/differences.md from real runs of every installed peer.
 differences: $(STAMP)
-	$(PY) -m adamax_spec.conformance.differences docs/differences.md
+	$(PY) -m adamax_spec.conformance.evidence.differences docs/differences.md
 
 ## All tests (what CI runs).
 test: $(STAMP)

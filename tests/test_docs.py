@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.peers
 def test_differences_page_is_regenerated_from_real_runs() -> None:
     """docs/differences.md is exactly what the installed libraries do today (``make differences``)."""
-    from adamax_spec.conformance import differences
+    from adamax_spec.conformance.evidence import differences
 
     fresh = differences.render(differences.measure(), differences.versions())
     on_disk = (ROOT / "docs" / "differences.md").read_text()

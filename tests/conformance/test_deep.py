@@ -1,4 +1,4 @@
-"""Deep runs (``python -m adamax_spec.conformance.deep``): counting, and resuming over sittings."""
+"""Deep runs (``python -m adamax_spec.conformance.evidence.deep``): counting, and resuming over sittings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adamax_spec.conformance import deep
 from adamax_spec.conformance.adapters.ours import OursTarget
+from adamax_spec.conformance.evidence import deep
 from adamax_spec.conformance.targets import OUR_BACKENDS, installed_targets
 
 LABEL = "adamax_spec[numpy]"

@@ -1,6 +1,6 @@
 """Deep runs: many generated trajectories per installed target, each under its own profile.
 
-``python -m adamax_spec.conformance.deep [--trajectories N] [--targets ...] [--out DIR] [--resume]``
+``python -m adamax_spec.conformance.evidence.deep [--trajectories N] [--targets ...] [--out DIR] [--resume]``
 (``--summarize``: print a Markdown table of ``DIR``'s summaries instead.)
 
 Runs the suite's properties (:data:`~adamax_spec.conformance.runner.PROPERTIES`, through
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .runner import PROPERTIES, run_property
-from .targets import (
+from ..runner import PROPERTIES, run_property
+from ..targets import (
     OUR_BACKENDS,
     STAMP_DISTS,
     installed_targets,

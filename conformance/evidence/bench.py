@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from . import numpy_backend as nb
+from adamax_spec.backends import numpy_backend as nb
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-7
 F32 = np.float32
@@ -259,13 +259,13 @@ def _ours(sizes: list[int], threads: int, impl: str, plan: bool) -> tuple[Step, 
         w, g, m, u = ws[0], gs[0], ms[0], us[0]
 
         def one() -> None:
-            nb.dense_step_inplace(w, g, m, u, **kw, threads=threads, impl=impl)  # type: ignore[arg-type]
+            nb.dense_step_inplace(w, g, m, u, **kw, threads=threads, impl=impl)
 
         return one, ""
     cached = nb.ManyPlan() if plan else None
 
     def many() -> None:
-        nb.dense_step_many_inplace(ws, gs, ms, us, **kw, threads=threads, impl=impl,  # type: ignore[arg-type]
+        nb.dense_step_many_inplace(ws, gs, ms, us, **kw, threads=threads, impl=impl,
                                    plan=cached)
 
     return many, "plan cached by the caller" if plan else "a new plan every step"
@@ -325,8 +325,7 @@ def _ours_jax(sizes: list[int]) -> tuple[Step, str]:
     import jax.numpy as jnp
 
     from adamax_spec import Adamax, core
-
-    from . import jax_backend
+    from adamax_spec.backends import jax_backend
 
     ws, gs, _, _ = _tensors(sizes)
     params = [jnp.asarray(w) for w in ws]
