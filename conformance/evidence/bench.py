@@ -52,31 +52,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import gc
-import importlib
 import json
 import os
 import platform
 import statistics
 import sys
-import time
-import tracemalloc
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adamax_spec.backends import numpy_backend as nb
 
-LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-7
-F32 = np.float32
-
-Step = Callable[[], Any]
+from ..targets import versions
+from .bench_steps import (
+    Skip,
+    gather_scatter,
+    library_dense,
+    library_dense_table,
+    library_sparse,
+    naive,
+    optax_jit,
+    ours,
+    ours_jax,
+    ours_torch,
+    sparse_data,
+    sparse_kernel,
+    torch_optim,
+)
+from .measure import F32, PROCFS, Step, bound_kernel, bound_step, peak_extra, rss_hwm_available, time_steps
 
 
 @dataclass
@@ -95,365 +101,6 @@ class Record:
     threads: int = 0
     note: str = ""
     times_ms: list[float] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------
-# measuring
-
-
-def _time(step: Step, repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        step()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
-def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-#: Linux's process file system; another mount point can be given in ADAMAX_BENCH_PROCFS.
-PROCFS = Path(os.environ.get("ADAMAX_BENCH_PROCFS", "/proc"))
-
-
-def _reset_hwm() -> None:
-    """Reset the peak-RSS counter (VmHWM) of this process (``clear_refs`` code 5)."""
-    (PROCFS / "self" / "clear_refs").write_text("5")
-
-
-def _proc_status(key: str) -> int:
-    with open(PROCFS / "self" / "status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
-def _rss_hwm_available() -> bool:
-    try:
-        _reset_hwm()
-        _proc_status("VmHWM")
-        return True
-    except OSError:
-        return False
-    except KeyError:
-        return False
-
-
-def _peak_extra(step: Step, use_rss: bool) -> tuple[int | None, str, int]:
-    """(extra bytes during one step, method, tracemalloc peak of that step)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        step()
-        _, traced = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    if not use_rss:
-        return traced, "tracemalloc", traced
-    gc.collect()
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-    before = _proc_status("VmRSS")
-    _reset_hwm()
-    step()
-    after = _proc_status("VmHWM")
-    return max(0, after - before), "rss-hwm", traced
-
-
-# ---------------------------------------------------------------------------------------
-# the bound
-
-
-def _bound_kernel() -> Callable[..., None] | None:
-    if not nb.numba_available():
-        return None
-    import numba
-
-    if "kernel" not in _BOUND:
-        def bound(w: Any, g: Any, m: Any, u: Any, chunk: int) -> None:  # pragma: no cover
-            n = w.size
-            for c in numba.prange((n + chunk - 1) // chunk):
-                s = c * chunk
-                e = min(s + chunk, n)
-                ww, gg, mm, uu = w[s:e], g[s:e], m[s:e], u[s:e]
-                for i in range(ww.size):
-                    tw, tg, tm, tu = ww[i], gg[i], mm[i], uu[i]
-                    ww[i] = tg
-                    mm[i] = tu
-                    uu[i] = max(tw, tm)
-
-        _BOUND["kernel"] = numba.njit(parallel=True, fastmath=False, nogil=True)(bound)
-        _BOUND["serial"] = numba.njit(fastmath=False, nogil=True)(bound)
-    return _BOUND["kernel"]
-
-
-_BOUND: dict[str, Any] = {}
-
-
-def _bound_step(n: int, threads: int) -> tuple[Step, str]:
-    rng = np.random.default_rng(7)
-    w, g, m, u = (rng.standard_normal(n).astype(F32) for _ in range(4))
-    kernel = _bound_kernel()
-    if kernel is None:
-        def copy3() -> None:
-            np.copyto(w, g)
-            np.copyto(m, u)
-            np.copyto(u, w)
-
-        return copy3, "numba missing: 3 np.copyto calls, 1 thread (a weaker bound)"
-    import numba
-
-    if n <= nb.CHUNK or threads == 1:       # where the kernels run serially, so does the bound
-        serial = _BOUND["serial"]
-
-        def serial_step() -> None:
-            serial(w, g, m, u, nb.CHUNK)
-
-        return serial_step, "numba loop, 1 thread (as the kernel at this size), reads 4 writes 3"
-
-    def step() -> None:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
-            kernel(w, g, m, u, nb.CHUNK)
-        finally:
-            numba.set_num_threads(previous)
-
-    return step, f"numba prange, {threads} threads, reads 4 arrays writes 3 (28 B/element)"
-
-
-# ---------------------------------------------------------------------------------------
-# implementations
-
-
-def _scalars() -> dict[str, Any]:
-    lr_t = F32(LR) / (F32(1) - F32(B1))
-    return {"lr_t": lr_t, "one_minus_b1": F32(1) - F32(B1), "b2": F32(B2), "eps": F32(EPS)}
-
-
-def _tensors(sizes: list[int], seed: int = 0) -> tuple[list[Any], ...]:
-    rng = np.random.default_rng(seed)
-    ws = [rng.standard_normal(n).astype(F32) for n in sizes]
-    gs = [rng.standard_normal(n).astype(F32) for n in sizes]
-    ms = [np.zeros(n, F32) for n in sizes]
-    us = [np.zeros(n, F32) for n in sizes]
-    return ws, gs, ms, us
-
-
-def _ours(sizes: list[int], threads: int, impl: str, plan: bool) -> tuple[Step, str]:
-    if impl == "numba" and not nb.numba_available():
-        raise _Skip("numba is not installed")
-    ws, gs, ms, us = _tensors(sizes)
-    kw = _scalars()
-    if len(sizes) == 1:
-        w, g, m, u = ws[0], gs[0], ms[0], us[0]
-
-        def one() -> None:
-            nb.dense_step_inplace(w, g, m, u, **kw, threads=threads, impl=impl)
-
-        return one, ""
-    cached = nb.ManyPlan() if plan else None
-
-    def many() -> None:
-        nb.dense_step_many_inplace(ws, gs, ms, us, **kw, threads=threads, impl=impl,
-                                   plan=cached)
-
-    return many, "plan cached by the caller" if plan else "a new plan every step"
-
-
-def _naive(sizes: list[int]) -> tuple[Step, str]:
-    ws, gs, ms, us = _tensors(sizes)
-    s = _scalars()
-    xp = np
-    lr_t, omb1, b2, eps = (np.asarray(s[k]) for k in ("lr_t", "one_minus_b1", "b2", "eps"))
-
-    def step() -> None:
-        for i in range(len(ws)):
-            w, g, m, u = ws[i], gs[i], ms[i], us[i]
-            m = m + (g - m) * omb1
-            dec = b2 * u
-            mag = xp.abs(g)
-            u = xp.where(dec < mag, mag, dec)
-            ws[i], ms[i], us[i] = w - lr_t * (m / (u + eps)), m, u
-
-    return step, "functional: new arrays every step"
-
-
-def _library_dense(sizes: list[int], fast: bool = True) -> tuple[Step, str]:
-    try:
-        from adamax_spec import Adamax
-    except Exception as e:  # the library is being written; report, don't fail
-        raise _Skip(f"adamax_spec.Adamax not importable: {type(e).__name__}: {e}") from e
-    ws, gs, _, _ = _tensors(sizes)
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS, fast=fast)
-    pairs = list(zip(gs, ws, strict=True))
-
-    def step() -> None:
-        opt.apply_gradients(pairs)
-
-    return step, ("Adamax().apply_gradients on NumPy arrays (fast path)" if fast
-                  else "generic array-API path, results written back")
-
-
-def _ours_torch(sizes: list[int], threads: int) -> tuple[Step, str]:
-    torch = _import("torch")
-    from adamax_spec import Adamax
-
-    torch.set_num_threads(threads)
-    ws, gs, _, _ = _tensors(sizes)
-    pairs = [(torch.from_numpy(g), torch.nn.Parameter(torch.from_numpy(w))) for g, w in zip(gs, ws, strict=True)]
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
-
-    def step() -> None:
-        opt.apply_gradients(pairs)
-
-    return step, "Adamax().apply_gradients on torch CPU Parameters (cached data pointers, numba kernel)"
-
-
-def _ours_jax(sizes: list[int]) -> tuple[Step, str]:
-    jax = _import("jax")
-    import jax.numpy as jnp
-
-    from adamax_spec import Adamax, core
-    from adamax_spec.backends import jax_backend
-
-    ws, gs, _, _ = _tensors(sizes)
-    params = [jnp.asarray(w) for w in ws]
-    grads = [jnp.asarray(g) for g in gs]
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
-    donating = jax_backend.make_step(opt.hyper)
-    box: dict[str, Any] = {"params": params, "state": core.init(params)}
-
-    def step() -> None:
-        box["params"], box["state"] = donating(box["params"], box["state"], grads)
-        jax.block_until_ready(box["params"])
-
-    return step, f"jax {jax.__version__}: jax_backend.make_step (jit, params and moments donated)"
-
-
-def _torch(sizes: list[int], threads: int, foreach: bool) -> tuple[Step, str]:
-    torch = _import("torch")
-    torch.set_num_threads(threads)
-    ws, gs, _, _ = _tensors(sizes)
-    params = [torch.nn.Parameter(torch.from_numpy(w)) for w in ws]
-    for p, g in zip(params, gs, strict=True):
-        p.grad = torch.from_numpy(g)
-    opt = torch.optim.Adamax(params, lr=LR, betas=(B1, B2), eps=EPS, foreach=foreach)
-    return opt.step, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def _optax(sizes: list[int], threads: int) -> tuple[Step, str]:
-    jax = _import("jax")
-    optax = _import("optax")
-    import jax.numpy as jnp
-
-    ws, gs, _, _ = _tensors(sizes)
-    params = [jnp.asarray(w) for w in ws]
-    grads = [jnp.asarray(g) for g in gs]
-    opt = optax.adamax(LR, b1=B1, b2=B2, eps=EPS)
-    state = [opt.init(params)]
-    box = [params]
-
-    def update(p: Any, s: Any, g: Any) -> Any:
-        updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s
-
-    jitted = jax.jit(update, donate_argnums=(0, 1))
-
-    def step() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")       # "donated buffers were not usable"
-            box[0], state[0] = jitted(box[0], state[0], grads)
-        jax.block_until_ready(box[0])
-
-    note = f"jax {jax.__version__}, XLA CPU threads: "
-    note += "1 (XLA_FLAGS)" if threads == 1 else "XLA's own (all cores)"
-    return step, note
-
-
-class _Skip(Exception):
-    pass
-
-
-def _import(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except Exception as e:
-        raise _Skip(f"{name} not importable: {type(e).__name__}: {e}") from e
-
-
-# ---------------------------------------------------------------------------------------
-# sparse
-
-
-def _sparse_data(rows: int, dim: int) -> tuple[Any, ...]:
-    rng = np.random.default_rng(3)
-    k = max(1, rows // 100)                       # index entries: 1% of the rows
-    n_unique = k - k // 5                         # 20% of the entries repeat another one
-    uniq = rng.choice(rows, size=n_unique, replace=False)
-    indices = np.concatenate([uniq, rng.choice(uniq, size=k - n_unique)])
-    rng.shuffle(indices)
-    values = rng.standard_normal((k, dim)).astype(F32)
-    return indices.astype(np.int64), values, np.unique(indices)
-
-
-def _gather_scatter(tables: list[Any], touched: Any, dim: int) -> tuple[Step, str]:
-    buf = np.empty((touched.size, dim), F32)
-
-    def step() -> None:
-        for t in tables:
-            np.take(t, touched, axis=0, out=buf)
-            t[touched] = buf
-
-    return step, f"{touched.size} unique rows of w, m, u: np.take + fancy assignment"
-
-
-def _sparse_kernel(tables: list[Any], indices: Any, values: Any, threads: int) -> tuple[Step, str]:
-    w, m, u = tables
-    kw = _scalars()
-
-    def step() -> None:
-        rows, summed = nb.coalesce_rows_numpy(indices, values)
-        nb.sparse_step_inplace(w, rows, summed, m, u, beta_1=F32(B1), threads=threads, **kw)
-
-    return step, "coalesce_rows_numpy + sparse_step_inplace (rows updated where they lie)"
-
-
-def _library_dense_table(w: Any) -> tuple[Step, str]:
-    from adamax_spec import Adamax
-
-    g = np.zeros_like(w)
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS)
-
-    def step() -> None:
-        opt.apply_gradients([(g, w)])
-
-    return step, "the same table stepped with a dense gradient (fast path)"
-
-
-def _library_sparse(w: Any, indices: Any, values: Any, fast: bool = True) -> tuple[Step, str]:
-    try:
-        from adamax_spec import Adamax, IndexedSlices
-    except Exception as e:
-        raise _Skip(f"adamax_spec.Adamax/IndexedSlices not importable: "
-                    f"{type(e).__name__}: {e}") from e
-    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, epsilon=EPS, fast=fast)
-    grad = IndexedSlices(values, indices, w.shape)
-
-    def step() -> None:
-        opt.apply_gradients([(grad, w)])
-
-    return step, "keras profile: lazy, duplicates summed, rows written in place"
 
 
 # ---------------------------------------------------------------------------------------
@@ -481,36 +128,36 @@ def _run_case(cfg: Config, case: str) -> list[Record]:
         total = sum(sizes)
         size = (f"1 x {sizes[0]:,}" if len(sizes) == 1 else f"{len(sizes):,} x {sizes[0]:,}")
         makers = [
-            ("bandwidth-bound", lambda: _bound_step(total, t)),
-            ("adamax_spec[numpy]", lambda: _ours(sizes, t, "numba", True)),
+            ("bandwidth-bound", lambda: bound_step(total, t)),
+            ("adamax_spec[numpy]", lambda: ours(sizes, t, "numba", True)),
         ]
         if len(sizes) > 1:
-            makers.append(("adamax_spec[numpy,no-plan]", lambda: _ours(sizes, t, "numba", False)))
+            makers.append(("adamax_spec[numpy,no-plan]", lambda: ours(sizes, t, "numba", False)))
         makers += [
-            ("adamax_spec[numpy-fallback]", lambda: _ours(sizes, t, "numpy", True)),
-            ("adamax_spec.Adamax", lambda: _library_dense(sizes)),
-            ("adamax_spec.Adamax(fast=False)", lambda: _library_dense(sizes, fast=False)),
-            ("adamax_spec[torch]", lambda: _ours_torch(sizes, t)),
-            ("adamax_spec[jax]", lambda: _ours_jax(sizes)),
-            ("naive-array-api", lambda: _naive(sizes)),
-            ("torch.optim.Adamax(foreach=True)", lambda: _torch(sizes, t, True)),
-            ("torch.optim.Adamax(foreach=False)", lambda: _torch(sizes, t, False)),
-            ("optax.adamax(jit)", lambda: _optax(sizes, t)),
+            ("adamax_spec[numpy-fallback]", lambda: ours(sizes, t, "numpy", True)),
+            ("adamax_spec.Adamax", lambda: library_dense(sizes)),
+            ("adamax_spec.Adamax(fast=False)", lambda: library_dense(sizes, fast=False)),
+            ("adamax_spec[torch]", lambda: ours_torch(sizes, t)),
+            ("adamax_spec[jax]", lambda: ours_jax(sizes)),
+            ("naive-array-api", lambda: naive(sizes)),
+            ("torch.optim.Adamax(foreach=True)", lambda: torch_optim(sizes, t, True)),
+            ("torch.optim.Adamax(foreach=False)", lambda: torch_optim(sizes, t, False)),
+            ("optax.adamax(jit)", lambda: optax_jit(sizes, t)),
         ]
     elif case == "sparse-1pct":
         rows, dim = (100_000 if cfg.quick else 1_000_000), 64
-        indices, values, touched = _sparse_data(rows, dim)
+        indices, values, touched = sparse_data(rows, dim)
         total = touched.size * dim
         size = f"{rows:,} x {dim}, {indices.size:,} indices, {touched.size:,} rows touched"
         rng = np.random.default_rng(4)
         tables = [rng.standard_normal((rows, dim)).astype(F32) for _ in range(3)]
         makers = [
-            ("bandwidth-bound", lambda: _bound_step(total, t)),
-            ("gather-scatter", lambda: _gather_scatter(tables, touched, dim)),
-            ("adamax_spec[numpy]", lambda: _sparse_kernel(tables, indices, values, t)),
-            ("adamax_spec.Adamax", lambda: _library_sparse(tables[0], indices, values)),
-            ("adamax_spec.Adamax(fast=False)", lambda: _library_sparse(tables[0], indices, values, False)),
-            ("adamax_spec.Adamax(dense step)", lambda: _library_dense_table(tables[0])),
+            ("bandwidth-bound", lambda: bound_step(total, t)),
+            ("gather-scatter", lambda: gather_scatter(tables, touched, dim)),
+            ("adamax_spec[numpy]", lambda: sparse_kernel(tables, indices, values, t)),
+            ("adamax_spec.Adamax", lambda: library_sparse(tables[0], indices, values)),
+            ("adamax_spec.Adamax(fast=False)", lambda: library_sparse(tables[0], indices, values, False)),
+            ("adamax_spec.Adamax(dense step)", lambda: library_dense_table(tables[0])),
         ]
         for impl, why in [
             ("torch.optim.Adamax(foreach=True)", "torch Adamax rejects sparse gradients"),
@@ -526,14 +173,14 @@ def _run_case(cfg: Config, case: str) -> list[Record]:
         rec = Record(case, impl, elements=total, size=size, threads=t)
         try:
             step, rec.note = make()
-            times = _time(step, cfg.repeats)
+            times = time_steps(step, cfg.repeats)
             rec.times_ms = [round(x, 4) for x in times]
             rec.median_ms = statistics.median(times)
             rec.min_ms = min(times)
             rec.repeats = len(times)
             rec.peak_extra_bytes, rec.peak_extra_method, rec.tracemalloc_peak_bytes = (
-                _peak_extra(step, cfg.use_rss))
-        except _Skip as e:
+                peak_extra(step, cfg.use_rss))
+        except Skip as e:
             rec.note = f"skipped: {e}"
         except Exception as e:  # a peer failing must not hide the others' numbers
             rec.note = f"failed: {type(e).__name__}: {e}"
@@ -572,16 +219,6 @@ def _header() -> str:
             f"{'extra MiB':>9s}  note")
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "numpy": np.__version__}
-    for name in ("numba", "torch", "jax", "optax", "array_api_compat"):
-        try:
-            out[name] = importlib.import_module(name).__version__
-        except Exception:
-            out[name] = "missing"
-    return out
-
-
 def _cpu_model() -> str:
     with contextlib.suppress(OSError), open(PROCFS / "cpuinfo") as f:
         for line in f:
@@ -598,12 +235,12 @@ def _machine(threads: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,
         "threads": threads,
-        "versions": _versions(),
+        "versions": versions(("numpy", "numba", "torch", "jax", "optax", "array-api-compat")),
     }
     if nb.numba_available():
         import numba
 
-        kernel = _bound_kernel()
+        kernel = bound_kernel()
         if kernel is not None:           # start the thread pool so the layer is known
             x = np.zeros(2 * nb.CHUNK, F32)
             kernel(x, x.copy(), x.copy(), x.copy(), nb.CHUNK)
@@ -685,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=threads,
         repeats=args.repeats or (5 if args.quick else 11),
         cases=[c.strip() for c in args.cases.split(",") if c.strip()],
-        use_rss=_rss_hwm_available(),
+        use_rss=rss_hwm_available(),
     )
     machine = _machine(threads)
     print("adamax-bench" + (" --quick" if cfg.quick else ""))
