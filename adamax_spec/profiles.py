@@ -124,6 +124,11 @@ class Profile:
     ``words``
         The short phrase a diagnosis uses for this variant ("the failing case fits variant
         X (<words>)"): what sets its update rule apart, in the notation above.
+    ``selectable``
+        ``True``: a profile users select for conformance runs (a ``--profile`` choice of
+        ``adamax-conformance``, a column of the ``make report`` matrix), because its
+        framework's own optimizer is checked against it; ``False``: a variant known for
+        ``--identify`` and diagnoses (and ``Adamax(profile=...)``) only.
     """
 
     name: str
@@ -143,6 +148,7 @@ class Profile:
     validates_hyperparameters: bool = field(default=False, kw_only=True)
     rejects_unknown_kwargs: bool = field(default=False, kw_only=True)
     words: str = field(default="", kw_only=True)
+    selectable: bool = field(default=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +182,7 @@ PROFILES: dict[str, Profile] = {
             learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon_value=1e-7,
             description="Keras 2.9 tf.keras.optimizers.Adamax (optimizer_v2), = tf_keras legacy",
             words="epsilon outside the max (w -= lr_t*m/(u+eps)), lazy sparse rows",
+            selectable=True,
         ),
         Profile(
             name="keras3", epsilon="outside", bias_correction=True, sparse="dense",
@@ -186,6 +193,7 @@ PROFILES: dict[str, Profile] = {
             description="Keras 3 keras.optimizers.Adamax: sparse gradients are densified, "
                         "u sees the sum of |values|",
             words="epsilon outside the max, sparse gradients densified",
+            selectable=True,
         ),
         Profile(
             name="torch", epsilon="inside", bias_correction=True, sparse="dense",
@@ -195,6 +203,7 @@ PROFILES: dict[str, Profile] = {
             learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon_value=1e-8,
             description="torch.optim.Adamax: epsilon inside the max",
             words="epsilon inside the max (u = max(b2*u, |g|+eps))",
+            selectable=True,
         ),
         Profile(
             name="optax", epsilon="inside", bias_correction=True, sparse="dense",
@@ -204,8 +213,9 @@ PROFILES: dict[str, Profile] = {
             learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon_value=1e-8,
             description="optax.adamax: epsilon inside the max (no default learning rate in optax)",
             words="epsilon inside the max (u = max(b2*u, |g|+eps))",
+            selectable=True,
         ),
-        # Variants found elsewhere; used by --identify, selectable like any other.
+        # Variants found elsewhere: Adamax(profile=...), --identify and diagnoses know them.
         Profile(
             name="paddle", epsilon="inside_decay", bias_correction=True, sparse="dense",
             sparse_magnitude="abs_of_sum", hyper_rounding="dtype", nan_in_max="propagate",
@@ -236,8 +246,8 @@ PROFILES: dict[str, Profile] = {
     )
 }
 
-#: The four profiles a user selects for conformance runs.
-PROFILE_NAMES: tuple[str, ...] = ("keras", "keras3", "torch", "optax")
+#: The profiles a user selects for conformance runs (``Profile.selectable``), in record order.
+PROFILE_NAMES: tuple[str, ...] = tuple(p.name for p in PROFILES.values() if p.selectable)
 #: Every known variant, for identification.
 VARIANT_NAMES: tuple[str, ...] = tuple(PROFILES)
 
