@@ -1,10 +1,9 @@
-"""State files (issue #8 part 3): safe format, refused when damaged or mismatched, atomic writes,
+"""State files: a safe format, refused when damaged or mismatched, atomic writes,
 and restoring then continuing is bit-identical to never stopping."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import struct
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from array_backends import Backend, installed, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,38 +22,20 @@ from adamax_spec import Adamax, IndexedSlices, load_state, save_state, state_fil
 from adamax_spec.backends import host
 from adamax_spec.schedules import ExponentialDecay
 
-BACKENDS = ["numpy"] + [b for b in ("torch", "array_api_strict") if importlib.util.find_spec(b)]
-
-
-def bits(x):
-    return host.dtype_name(x), tuple(x.shape), host.to_bytes(x)
-
-
-def snapshot(opt, params):
-    s = opt.state
-    return opt.iterations, [] if s is None else [bits(a) for a in (*s.m, *s.u)], [bits(p) for p in params]
+BACKENDS = installed("numpy", "torch", "array_api_strict")
 
 
 def _arrays(backend, rng):
-    """Two float32 parameters and 6 steps of gradients (dense for one, sparse with duplicates for the other)."""
+    """Two float32 parameters and 6 steps of gradients (dense for one, sparse with duplicates for the other),
+    on array-api-strict on a simulated non-default device: nothing may move off it."""
+    B = Backend(backend, "device1" if backend == "array_api_strict" else None)
     w0 = rng.standard_normal((5, 3)).astype(np.float32)
     v0 = rng.standard_normal(4).astype(np.float32)
     dense = [rng.standard_normal(4).astype(np.float32) for _ in range(6)]
     sparse = [(rng.standard_normal((3, 3)).astype(np.float32), np.array([1, 1, 4])) for _ in range(6)]
-    if backend == "numpy":
-        conv, dev = (lambda a: a.copy()), None
-    elif backend == "torch":
-        import torch
-
-        conv = torch.from_numpy
-    else:
-        import array_api_strict as xps
-
-        dev = xps.Device("device1")  # a simulated non-default device: nothing may move off it
-        conv = lambda a: xps.asarray(a, device=dev)  # noqa: E731
-    grads = [[IndexedSlices(conv(vals), conv(idx), (5, 3)), conv(d)]
+    grads = [[IndexedSlices(B.arr(vals), B.idx(idx), (5, 3)), B.arr(d)]
              for (vals, idx), d in zip(sparse, dense, strict=True)]
-    return [conv(w0), conv(v0)], grads
+    return [B.arr(w0), B.arr(v0)], grads
 
 
 def _make():
