@@ -58,6 +58,7 @@ BAD_CONSTRUCTOR = [
     ("beta_2=nan", dict(beta_2=NAN), ValueError, ("beta_2", "nan")),
     ("beta_2=1", dict(beta_2=1.0), ValueError, ("beta_2", "1.0")),
     ("beta_2=-inf", dict(beta_2=-INF), ValueError, ("beta_2", "-inf")),
+    ("beta_2=inf", dict(beta_2=INF), ValueError, ("beta_2", "inf")),
     ("beta_2=bool", dict(beta_2=True), TypeError, ("beta_2", "True")),
     ("epsilon=0", dict(epsilon=0.0), ValueError, ("epsilon", "0.0")),
     ("epsilon=-1e-7", dict(epsilon=-1e-7), ValueError, ("epsilon", "-1e-07")),
@@ -155,6 +156,8 @@ BAD_STEPS = [
      ("grads[0].indices", "(1, 1)")),
     ("sparse-values-shape", None, lambda B, w, v: ([w, v], [_sparse(B, [[1.0, 1.0, 1.0]], [0]), None]), ValueError,
      ("grads[0].values", "(1, 3)", "(1, 2)")),
+    ("sparse-values-rows", None, lambda B, w, v: ([w, v], [_sparse(B, [[1.0, 1.0]] * 2, [0]), None]), ValueError,
+     ("grads[0].values", "(2, 2)", "(1, 2)")),
     ("sparse-values-dtype", ("numpy", "torch"),
      lambda B, w, v: ([w, v], [IndexedSlices(B.arr([[1.0, 1.0]], "float64"), B.arr([0], "int64"), (4, 2)), None]),
      TypeError, ("grads[0].values", "float64")),
@@ -241,6 +244,15 @@ def test_bad_schedule_value_changes_nothing(backend, value, exc, words):
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
     assert snapshot(opt, w) == before
+    # bad from the first step on: no state is created, the parameter is not written
+    fresh, w0 = Adamax(value), B.arr([1.0, 2.0])
+    before = snapshot(fresh, [w0])
+    with pytest.raises(exc):
+        fresh.apply([w0], [B.arr([0.5, 0.5])])
+    if B.writeable:
+        with pytest.raises(exc):
+            fresh.apply_gradients([(B.arr([0.5, 0.5]), w0)])
+    assert fresh.state is None and snapshot(fresh, [w0]) == before
 
 
 BAD_STATE_DICTS = [
