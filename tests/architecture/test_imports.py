@@ -86,6 +86,21 @@ def imports_of(module: str, path: Path) -> set[str]:
 
 GRAPH = {m: imports_of(m, p) for m, p in MODULES.items()}
 
+#: what the core never imports, not even inside a function: it reaches them through entry points
+ARRAY_LIBRARIES = {"numpy", "torch", "jax", "jaxlib", "cupy", "dask", "tensorflow", "keras", "tf_keras",
+                   "numba", "ml_dtypes"}
+
+
+def libraries_of(path: Path) -> set[str]:
+    """The top-level names of the absolute imports in ``path`` (lazy ones included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name.partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.partition(".")[0])
+    return found
+
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components with more than one node (Tarjan)."""
@@ -143,3 +158,9 @@ def test_layers_point_one_way(layer):
     wrong = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if _layer(m) == layer
                    for d in deps if _layer(d) != layer and _layer(d) not in ALLOWED[layer])
     assert wrong == [], f"{layer} may import only {sorted(ALLOWED[layer]) or 'nothing else of ours'}"
+
+
+def test_core_names_no_array_library():
+    wrong = sorted(f"{m} imports {lib}" for m, p in MODULES.items() if _layer(m) == "core"
+                   for lib in libraries_of(p) & ARRAY_LIBRARIES)
+    assert wrong == [], "the core reaches array libraries only through the adamax_spec.fast_paths entry points"
