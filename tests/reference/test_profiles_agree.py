@@ -1,26 +1,23 @@
 """The reference's variant table and the profile records describe the same variants.
 
 ``adamax_spec.reference.model.VARIANTS`` is the independent reference's own table (it must not
-import the implementation); ``adamax_spec.profiles.PROFILES`` is what the implementation and the
-conformance suite read.  Adding or changing a variant in one place only makes these tests fail:
-the same names, and for each the same epsilon placement, bias correction, sparse laziness and
-sparse magnitude rule.  The mutation tests show the comparison does detect every such change.
+import the implementation, which tests/architecture/test_imports.py checks import by import);
+``adamax_spec.profiles.PROFILES`` is what the implementation and the conformance suite read.
+Adding or changing a variant in one place only makes these tests fail: the same names, and for
+each the same epsilon placement, bias correction, sparse laziness and sparse magnitude rule.
+The mutation tests show the comparison does detect every such change.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adamax_spec.profiles import ARGUMENT_RULE_KINDS, PROFILE_NAMES, PROFILES, Profile
 from adamax_spec.reference.model import VARIANTS, Variant
-
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "adamax_spec" / "reference"
 
 
 def rule_differences(profile: Profile, variant: Variant) -> list[str]:
@@ -111,23 +108,3 @@ def test_every_profile_record_is_complete() -> None:
             assert {p.argument_rule(k) for k in ARGUMENT_RULE_KINDS if "clip" in k} == {"may"}
     with pytest.raises(ValueError, match="kind"):
         PROFILES["keras"].argument_rule("no_such_rule")  # type: ignore[arg-type]
-
-
-def _imports(path: Path) -> list[str]:
-    """The modules a file imports, relative ones written with their leading dots."""
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            out.append("." * node.level + (node.module or ""))
-    return out
-
-
-@pytest.mark.parametrize("path", sorted(REFERENCE_DIR.glob("*.py")), ids=lambda p: p.name)
-def test_reference_stays_independent(path: Path) -> None:
-    """The reference imports only its own modules (``.x``), never ``..profiles`` or any other
-    part of ``adamax_spec``: its variant table is a second, independent statement of the rules."""
-    bad = [m for m in _imports(path)
-           if m.startswith("..") or (m.startswith("adamax_spec") and not m.startswith("adamax_spec.reference"))]
-    assert bad == [], f"{path.name} imports {bad}"
