@@ -34,6 +34,7 @@ This module imports no framework until a target is loaded.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -41,7 +42,7 @@ import inspect
 import os
 import platform as _platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,20 +175,30 @@ def versions(dists: tuple[str, ...] = DISTS, *, platform: bool = False) -> dict[
     return out
 
 
-def load_target(spec: str, backend: str = "numpy", profile: str = "keras") -> Target:
+def load_target(spec: str, backend: str = "numpy", profile: str = "keras", *,
+                options: Mapping[str, object] | None = None) -> Target:
     """``module:attr``, ``adamax_spec`` or a registered name -> an adapter, chosen from what the object is.
 
     ``backend`` and ``profile`` matter to our own implementation and to registered adapter
-    factories only."""
+    factories only.  ``options``: keyword arguments for the class or factory the target names
+    (the CLI's ``--option KEY=VALUE``), other than the hyperparameters the suite sets for every
+    case; they reach every construction of the optimizer (an optax-style factory's every call,
+    a step function's every call, a registered adapter factory's one call).  A
+    ``functools.partial`` of a class or factory is that class or factory with the partial's
+    keywords as options.  A :class:`LoadError` names an option the target does not take, one
+    the suite sets, or one its constructor rejects."""
     from .adapters.ours import OursTarget
 
     if spec in ("adamax_spec", "adamax_spec:Adamax"):
+        if options:
+            raise LoadError(f"{spec!r} takes no options (got {', '.join(options)}); its variant is --profile, "
+                            "its array library --backend")
         return OursTarget(backend, profile)
     mod_name, _, attr = spec.partition(":")
     if not attr:
         ep = next((e for e in _entry_points() if e.name == spec), None) if mod_name else None
         if ep is not None:
-            return _load_registered(ep, backend, profile)
+            return _load_registered(ep, backend, profile, options)
     if not mod_name or not attr:
         names = sorted(t.name for t in registered())
         extra = f" or a registered target ({', '.join(names)})" if names else ""
@@ -198,24 +209,50 @@ def load_target(spec: str, backend: str = "numpy", profile: str = "keras") -> Ta
             obj = getattr(obj, part)
     except Exception as e:
         raise LoadError(f"cannot load {spec!r}: {type(e).__name__}: {e}") from None
-    return _adapt(obj, spec)
+    return _adapt(obj, spec, options)
 
 
-def _adapt(obj: Any, spec: str) -> Target:
-    """The adapter for an optimizer class, optax-style factory or step function."""
-    for modname in ("torch_optim", "optax_adapter", "keras_adapter"):
-        try:
-            mod = importlib.import_module(f"adamax_spec.conformance.adapters.{modname}")
-        except ImportError:
-            continue
-        finder = getattr(mod, "adapter_for", None)
-        found = finder(obj) if finder else None
-        if found is not None:
-            return found
-    if callable(obj):
-        from .adapters.function import FunctionTarget
+#: what the suite can drive, for the message about a class it cannot
+_DRIVES = ("torch.optim.Optimizer subclasses taking (params, lr, betas, eps), Keras 3 and tf_keras legacy "
+           "optimizers taking (learning_rate, beta_1, beta_2, epsilon), optax-style factories taking "
+           "(learning_rate, b1, b2, eps), and step functions step(w, g, m, u, *, t, lr, beta_1, beta_2, epsilon)")
 
-        return FunctionTarget(obj, name=spec)
+
+def _adapt(obj: Any, spec: str, options: Mapping[str, object] | None = None) -> Target:
+    """The adapter for an optimizer class, optax-style factory or step function (or a
+    ``functools.partial`` of one: its keywords become options)."""
+    from .adapters._common import OptionError
+
+    opts = dict(options or {})
+    if isinstance(obj, functools.partial):
+        if obj.args:
+            raise LoadError(f"{spec!r} is a functools.partial with positional arguments {obj.args!r}: the suite "
+                            "passes the parameters and hyperparameters itself; bind only other arguments, by "
+                            "keyword")
+        twice = sorted(set(obj.keywords) & set(opts))
+        if twice:
+            raise LoadError(f"{spec!r}: option {twice[0]!r} is both bound by the functools.partial and given")
+        obj, opts = obj.func, {**obj.keywords, **opts}
+    try:
+        for modname in ("torch_optim", "optax_adapter", "keras_adapter"):
+            try:
+                mod = importlib.import_module(f"adamax_spec.conformance.adapters.{modname}")
+            except ImportError:
+                continue
+            finder = getattr(mod, "adapter_for", None)
+            found = finder(obj, opts or None) if finder else None
+            if found is not None:
+                return found
+        if isinstance(obj, type):  # a class is callable, but no step function
+            raise LoadError(f"{spec!r} is a class the suite cannot drive (its constructor takes "
+                            f"({', '.join(_parameters(obj))})): the suite drives {_DRIVES}; wrap it in one "
+                            "of these, or register an adapter (docs/architecture.md, 'Add a target adapter')")
+        if callable(obj):
+            from .adapters.function import FunctionTarget
+
+            return FunctionTarget(obj, name=spec, options=opts or None)
+    except OptionError as e:
+        raise LoadError(str(e)) from None
     raise LoadError(f"{spec!r} is not an optimizer class, factory or step function")
 
 
@@ -231,18 +268,28 @@ def _parameters(obj: Any) -> Any:
         return {}
 
 
-def _load_registered(ep: importlib.metadata.EntryPoint, backend: str, profile: str) -> Target:
+def _load_registered(ep: importlib.metadata.EntryPoint, backend: str, profile: str,
+                     options: Mapping[str, object] | None = None) -> Target:
     """A registered target: an adapter factory, a ready target, or what ``module:attr`` may name."""
+    from .adapters._common import OptionError, constructor_options
+
     try:
         obj: Any = ep.load()
     except Exception as e:
         raise LoadError(f"cannot load {ep.name!r} ({ep.value}): {type(e).__name__}: {e}") from None
     if _is_target(obj):
+        if options:
+            raise LoadError(f"{ep.name!r} ({ep.value}) is a ready target: it takes no options "
+                            f"(got {', '.join(options)})")
         return obj
     params = _parameters(obj) if callable(obj) else {}
     if "profile" not in params:
-        return _adapt(obj, ep.name)
-    kwargs = {"profile": profile, **({"backend": backend} if "backend" in params else {})}
+        return _adapt(obj, ep.name, options)
+    try:
+        opts = constructor_options(obj, options, suite=("profile", "backend"), what=f"{ep.name!r} ({ep.value})")
+    except OptionError as e:
+        raise LoadError(str(e)) from None
+    kwargs = {**opts, "profile": profile, **({"backend": backend} if "backend" in params else {})}
     made = obj(**kwargs)
     if not _is_target(made):
         raise LoadError(f"{ep.name!r} ({ep.value}) returned {type(made).__name__}, not a target "

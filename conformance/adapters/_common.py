@@ -151,3 +151,69 @@ def checkpoint_points(case: Case) -> tuple[int | None, bool]:
     if n == case.steps:
         return None, True
     return n, False
+
+
+# -- constructor options (``load_target(..., options=)``, the CLI's ``--option KEY=VALUE``) -------
+
+
+class OptionError(TypeError):
+    """An option for a target's constructor or factory is one it does not take, one the suite
+    sets for every case, or one the constructor rejects; the message names it."""
+
+
+#: hyperparameters a trial construction uses to check options (Keras' defaults)
+TRIAL_HYPER = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+
+
+def describe_options(options: dict[str, Any]) -> str:
+    """``k=v, ...`` as a call would spell them (for names and messages)."""
+    return ", ".join(f"{k}={v!r}" for k, v in options.items())
+
+
+def constructor_options(fn: Any, options: Any, *, suite: Sequence[str], what: str,
+                        required: bool = True) -> dict[str, Any]:
+    """``options`` (a mapping or ``None``) checked against ``fn``'s signature, as a dict.
+
+    An :class:`OptionError` names the option that ``fn`` does not take (unless it takes
+    ``**kwargs``), one the suite sets for every case (``suite``: those are what is under test),
+    or (``required``) an argument without default that neither the suite nor the options give."""
+    import inspect
+
+    opts = dict(options or {})
+    set_by_suite = [k for k in opts if k in suite]
+    if set_by_suite:
+        raise OptionError(f"{what}: option {set_by_suite[0]!r} is set by the suite for every case (it is "
+                          f"what the suite checks: {', '.join(suite)}); options are the constructor's other "
+                          "arguments")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to check: the constructor will say
+        return opts
+    kinds = inspect.Parameter
+    takes_any = any(p.kind is kinds.VAR_KEYWORD for p in params.values())
+    names = [n for n, p in params.items() if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)]
+    unknown = [k for k in opts if k not in names and not takes_any]
+    if unknown:
+        others = [n for n in names if n not in suite]
+        raise OptionError(f"{what} does not take option {unknown[0]!r}; its other arguments: "
+                          f"{', '.join(others) or 'none'}")
+    missing = [n for n in names if params[n].default is kinds.empty and n not in suite and n not in opts]
+    if required and missing:
+        raise OptionError(f"{what} requires argument {missing[0]!r}, which the suite does not set: "
+                          f"give it as an option ({missing[0]}=VALUE)")
+    return opts
+
+
+def try_options(make: Callable[[dict[str, Any]], Any], options: dict[str, Any], what: str) -> None:
+    """Construct once with :data:`TRIAL_HYPER` and ``options`` (through ``make``), so that a
+    constructor that rejects an option (a bad value, a name its ``**kwargs`` refuses) is an
+    :class:`OptionError` naming the options at load time, not a failure of every property."""
+    if not options:
+        return
+    try:
+        make(dict(TRIAL_HYPER))
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise OptionError(f"{what} rejected the option{'s' if len(options) > 1 else ''} "
+                          f"{describe_options(options)}: {type(e).__name__}" + (f": {first}" if first else "")) \
+            from None

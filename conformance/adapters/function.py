@@ -10,20 +10,24 @@ new arrays.  It may update ``w``, ``m`` and ``u`` in place; it must not modify
 ``g`` (reported as a fault, property I-inputs).  A parameter without gradient
 (``None``) is not passed to the function in that step; ``t`` still counts every
 step (one counter per optimizer).  Dense gradients and constant learning rates only.
+Options (``load_target(..., options=)``) are passed to every call as further keywords.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..case import Case, Trajectory, Unsupported
+from . import _common
 
 __all__ = ["FunctionTarget"]
 
 StepFn = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: the keywords the suite passes to every call (an option may not be one of them)
+SUITE_KEYWORDS = ("t", "lr", "beta_1", "beta_2", "epsilon")
 
 
 def _np_dtype(name: str) -> Any:
@@ -37,9 +41,13 @@ class FunctionTarget:
 
     capabilities = frozenset({"dense", "state", "float16", "float64", "none_grad", "inputs"})
 
-    def __init__(self, step: StepFn, name: str | None = None) -> None:
+    def __init__(self, step: StepFn, name: str | None = None, *, options: Mapping[str, Any] | None = None) -> None:
         self.step = step
         self.name: str = name or str(getattr(step, "__name__", "function"))
+        if options:
+            self.name += f"({_common.describe_options(dict(options))})"
+        self.options = _common.constructor_options(step, options, suite=SUITE_KEYWORDS, what=self.name,
+                                                   required=False)
 
     def run(self, case: Case) -> Trajectory:
         need = case.needs() - self.capabilities
@@ -60,7 +68,7 @@ class FunctionTarget:
                 w[i], m[i], u[i] = self.step(
                     w[i], garr, m[i], u[i], t=k + 1,
                     lr=h["learning_rate"], beta_1=h["beta_1"], beta_2=h["beta_2"],
-                    epsilon=h["epsilon"],
+                    epsilon=h["epsilon"], **self.options,
                 )
                 if not np.array_equal(garr, kept, equal_nan=True):
                     traj.faults.append(f"step {k + 1}: the step function modified its gradient "

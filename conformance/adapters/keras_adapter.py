@@ -16,6 +16,7 @@ clipping arguments and its own schedule classes, and feed only the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from . import _common
 __all__ = ["Keras3Adapter", "TfKerasLegacyAdapter", "adapter_for"]
 
 _SIGNATURE = ("learning_rate", "beta_1", "beta_2", "epsilon")
+#: constructor arguments the suite sets for every case (an option may not)
+_SUITE_SETS = (*_SIGNATURE, *_common.CLIP_KEYS)
 _LOW_AND_DOUBLE = ("float16", "bfloat16", "float64")
 
 
@@ -98,10 +101,12 @@ class Keras3Adapter:
     ``optimizer_cls`` defaults to ``keras.optimizers.Adamax``; any Keras 3
     optimizer class taking ``learning_rate, beta_1, beta_2, epsilon`` and the
     base clip arguments works, provided it keeps its moments in ``_m``/``_u``
-    (otherwise the state is reported as unreadable).
+    (otherwise the state is reported as unreadable).  ``options``: the constructor's other
+    keyword arguments, passed to every construction (see :func:`_common.constructor_options`).
     """
 
-    def __init__(self, optimizer_cls: type | None = None, *, name: str | None = None) -> None:
+    def __init__(self, optimizer_cls: type | None = None, *, name: str | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
         keras = _keras3()
         self.optimizer_cls = keras.optimizers.Adamax if optimizer_cls is None else optimizer_cls
         self.backend = keras.backend.backend()
@@ -112,8 +117,10 @@ class Keras3Adapter:
                 if cls is keras.optimizers.Adamax
                 else f"{cls.__module__}.{cls.__qualname__}"
             )
-            name = f"{base}[{self.backend}]"
+            name = f"{base}[{self.backend}]" + (f"({_common.describe_options(dict(options))})" if options else "")
         self.name = name
+        self.options = _common.constructor_options(self.optimizer_cls, options, suite=_SUITE_SETS, what=name)
+        _common.try_options(self._make, self.options, name)
         self._capabilities: frozenset[str] | None = None
 
     @property
@@ -163,6 +170,7 @@ class Keras3Adapter:
                 beta_2=hyper["beta_2"],
                 epsilon=hyper["epsilon"],
                 **clips,
+                **self.options,
             )
         except ValueError as e:
             if len(clips) > 1:
@@ -171,7 +179,7 @@ class Keras3Adapter:
 
     def make(self, hyper: dict[str, Any]) -> Any:
         """The optimizer from the suite's argument names, every key passed on (property V-args)."""
-        h = dict(hyper)
+        h = {**self.options, **hyper}
         return self.optimizer_cls(learning_rate=self._learning_rate(h.pop("learning_rate")), **h)
 
     def _run(self, case: Case) -> Trajectory:
@@ -248,10 +256,12 @@ class TfKerasLegacyAdapter:
     """Runs a case through ``tf_keras.optimizers.legacy.Adamax`` (Keras 2.9 semantics).
 
     ``optimizer_cls`` defaults to that class; any ``OptimizerV2`` subclass with
-    slots ``"m"``/``"v"`` and the same constructor works.
+    slots ``"m"``/``"v"`` and the same constructor works.  ``options``: the constructor's other
+    keyword arguments, as for :class:`Keras3Adapter`.
     """
 
-    def __init__(self, optimizer_cls: type | None = None, *, name: str | None = None) -> None:
+    def __init__(self, optimizer_cls: type | None = None, *, name: str | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
         tf_keras = _tf_keras()
         legacy = tf_keras.optimizers.legacy
         self.optimizer_cls = legacy.Adamax if optimizer_cls is None else optimizer_cls
@@ -261,8 +271,10 @@ class TfKerasLegacyAdapter:
                 "tf_keras.optimizers.legacy.Adamax"
                 if cls is legacy.Adamax
                 else f"{cls.__module__}.{cls.__qualname__}"
-            )
+            ) + (f"({_common.describe_options(dict(options))})" if options else "")
         self.name = name
+        self.options = _common.constructor_options(self.optimizer_cls, options, suite=_SUITE_SETS, what=name)
+        _common.try_options(self._make, self.options, name)
         self._capabilities: frozenset[str] | None = None
 
     @property
@@ -301,7 +313,7 @@ class TfKerasLegacyAdapter:
 
     def make(self, hyper: dict[str, Any]) -> Any:
         """The optimizer from the suite's argument names, every key passed on (property V-args)."""
-        h = dict(hyper)
+        h = {**self.options, **hyper}
         return self.optimizer_cls(learning_rate=self._learning_rate(h.pop("learning_rate")), **h)
 
     def _make(self, hyper: dict[str, Any]) -> Any:
@@ -311,6 +323,7 @@ class TfKerasLegacyAdapter:
             beta_2=hyper["beta_2"],
             epsilon=hyper["epsilon"],
             **_common.clip_settings(hyper),
+            **self.options,
         )
 
     def _run(self, case: Case) -> Trajectory:
@@ -398,8 +411,9 @@ def _numpy(x: Any) -> np.ndarray:
     return _common.to_float64(value)  # jax, numpy
 
 
-def adapter_for(obj: Any) -> Keras3Adapter | TfKerasLegacyAdapter | None:
-    """An adapter if ``obj`` is a Keras 3 or tf_keras legacy optimizer class shaped like Adamax.
+def adapter_for(obj: Any, options: Mapping[str, Any] | None = None) -> Keras3Adapter | TfKerasLegacyAdapter | None:
+    """An adapter if ``obj`` is a Keras 3 or tf_keras legacy optimizer class shaped like Adamax
+    (``options``: its constructor's other keyword arguments).
 
     Only modules already in ``sys.modules`` are consulted; nothing is imported.
     tf_keras's *new* optimizers (``tf_keras.optimizers.Adamax``) are not
@@ -418,9 +432,9 @@ def adapter_for(obj: Any) -> Keras3Adapter | TfKerasLegacyAdapter | None:
     tf_keras = _common.loaded("tf_keras")
     if tf_keras is not None:
         if issubclass(obj, tf_keras.optimizers.legacy.Optimizer):
-            return TfKerasLegacyAdapter(obj)
+            return TfKerasLegacyAdapter(obj, options=options)
     keras = _common.loaded("keras")
     if keras is not None and str(getattr(keras, "__version__", "")).startswith("3."):
         if issubclass(obj, keras.optimizers.Optimizer):
-            return Keras3Adapter(obj)
+            return Keras3Adapter(obj, options=options)
     return None

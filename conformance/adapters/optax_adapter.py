@@ -24,7 +24,7 @@ such cases are refused with :class:`Unsupported`, never emulated.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,8 @@ class OptaxAdapter:
 
     ``factory`` defaults to ``optax.adamax``; any callable taking
     ``(learning_rate=, b1=, b2=, eps=)`` and returning a ``GradientTransformation``
-    works.
+    works.  ``options``: the factory's other keyword arguments (``nesterov=``, ...), passed to
+    every call (see :func:`_common.constructor_options`).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class OptaxAdapter:
         *,
         jit: bool = True,
         name: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         import optax
 
@@ -61,7 +63,11 @@ class OptaxAdapter:
             name = "optax.adamax" if f is optax.adamax else f"{f.__module__}.{f.__qualname__}"
             if not jit:
                 name += "[nojit]"
+            if options:
+                name += f"({_common.describe_options(dict(options))})"
         self.name = name
+        self.options = _common.constructor_options(self.factory, options, suite=_SIGNATURE, what=name)
+        _common.try_options(self._make, self.options, name)
         self._capabilities: frozenset[str] | None = None
 
     @property
@@ -94,6 +100,7 @@ class OptaxAdapter:
             b1=hyper["beta_1"],
             b2=hyper["beta_2"],
             eps=hyper["epsilon"],
+            **self.options,
         )
 
     def _step_fn(self, tx: Any) -> Callable[..., Any]:
@@ -177,8 +184,9 @@ def _find_moments(state: Any, params: list[Any]) -> tuple[list[np.ndarray], ...]
     return [_common.to_float64(x) for x in mu], [_common.to_float64(x) for x in nu]
 
 
-def adapter_for(obj: Any) -> OptaxAdapter | None:
-    """An :class:`OptaxAdapter` if ``obj`` is an optax-style Adamax factory.
+def adapter_for(obj: Any, options: Mapping[str, Any] | None = None) -> OptaxAdapter | None:
+    """An :class:`OptaxAdapter` if ``obj`` is an optax-style Adamax factory (``options``: its
+    other keyword arguments).
 
     That is: optax is already imported, ``obj`` is a plain callable taking
     ``learning_rate, b1, b2, eps``, and calling it returns a
@@ -193,10 +201,13 @@ def adapter_for(obj: Any) -> OptaxAdapter | None:
         return None
     if not all(p in parameters for p in _SIGNATURE):
         return None
-    try:
-        tx = obj(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
-    except Exception:
-        return None
-    if not isinstance(tx, optax.GradientTransformation):
-        return None
-    return OptaxAdapter(obj)
+    # Recognized with or without the options: a factory that rejects them is an optax factory
+    # all the same, and OptaxAdapter then says which option it rejected.
+    for extra in ({}, dict(options)) if options else ({},):
+        try:
+            tx = obj(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, **extra)
+        except Exception:
+            continue
+        if isinstance(tx, optax.GradientTransformation):
+            return OptaxAdapter(obj, options=options)
+    return None

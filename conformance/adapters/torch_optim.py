@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ class TorchOptimAdapter:
     ``optimizer_cls`` defaults to ``torch.optim.Adamax``; any class taking
     ``(params, lr=, betas=, eps=)`` works.  ``foreach`` (``None`` = torch's own
     default) is passed on only when set, and only to a class that accepts it.
+    ``options``: the constructor's other keyword arguments (``weight_decay=``, a
+    required argument of a custom class), passed to every construction; one the
+    constructor does not take or rejects is an :class:`~._common.OptionError`.
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class TorchOptimAdapter:
         *,
         foreach: bool | None = None,
         name: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         torch = _torch()
         cls = torch.optim.Adamax if optimizer_cls is None else optimizer_cls
@@ -63,7 +68,12 @@ class TorchOptimAdapter:
             )
             if foreach is not None:
                 name += f"[foreach={foreach}]"
+            if options:
+                name += f"({_common.describe_options(dict(options))})"
         self.name = name
+        suite = _CONSTRUCTOR + (("foreach",) if foreach is not None else ())
+        self.options = _common.constructor_options(cls, options, suite=suite, what=name)
+        _common.try_options(self.make, self.options, name)
         self._capabilities: frozenset[str] | None = None
 
     @property
@@ -83,7 +93,7 @@ class TorchOptimAdapter:
         so the constructor's own handling of an unknown argument is what is observed."""
         torch = _torch()
         h = dict(hyper)
-        kwargs = {"lr": h.pop("learning_rate"), "betas": (h.pop("beta_1"), h.pop("beta_2")),
+        kwargs = {**self.options, "lr": h.pop("learning_rate"), "betas": (h.pop("beta_1"), h.pop("beta_2")),
                   "eps": h.pop("epsilon"), **h}
         return self.optimizer_cls([torch.zeros(2, requires_grad=True)], **kwargs)
 
@@ -101,6 +111,7 @@ class TorchOptimAdapter:
 
     def _kwargs(self, hyper: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
+            **self.options,
             "lr": hyper["learning_rate"],
             "betas": (hyper["beta_1"], hyper["beta_2"]),
             "eps": hyper["epsilon"],
@@ -125,6 +136,8 @@ class TorchOptimAdapter:
             for p, gh in zip(params, case.group_hyper, strict=True):
                 own = self._kwargs({**case.hyper, **gh})
                 own.pop("foreach", None)
+                for key in self.options:  # the options apply to the optimizer, not per group
+                    own.pop(key, None)
                 groups.append({"params": [p], **own})
         opt = self.optimizer_cls(groups, **kwargs)
         before, after_last = _common.checkpoint_points(case)
@@ -199,8 +212,9 @@ def _reraise_unsupported(e: RuntimeError, case: Case) -> None:
         raise Unsupported(case.dtype, msg) from e
 
 
-def adapter_for(obj: Any) -> TorchOptimAdapter | None:
-    """A :class:`TorchOptimAdapter` if ``obj`` is a torch optimizer class shaped like Adamax.
+def adapter_for(obj: Any, options: Mapping[str, Any] | None = None) -> TorchOptimAdapter | None:
+    """A :class:`TorchOptimAdapter` if ``obj`` is a torch optimizer class shaped like Adamax
+    (``options``: its constructor's other keyword arguments).
 
     Looks at ``sys.modules`` only: if torch was never imported, ``obj`` cannot
     be a torch optimizer and nothing is imported.
@@ -216,4 +230,4 @@ def adapter_for(obj: Any) -> TorchOptimAdapter | None:
         return None
     if not all(p in parameters for p in _CONSTRUCTOR):
         return None
-    return TorchOptimAdapter(obj)
+    return TorchOptimAdapter(obj, options=options)
