@@ -10,6 +10,9 @@ take sparse gradients, rows a sparse gradient does not name (lazy or not).
 
 from __future__ import annotations
 
+import dataclasses
+import traceback
+
 import numpy as np
 
 from adamax_spec.reference.model import VARIANTS
@@ -32,8 +35,38 @@ def probes() -> list[Case]:
     return [dense, sparse]
 
 
-def identify(target: Target) -> tuple[str, list[str]]:
-    """``(variant name or "none", report lines)``."""
+#: the longest first line of a target's exception that a report line keeps
+MESSAGE_CHARS = 240
+
+
+def one_line(e: BaseException) -> str:
+    """``type: first line of the message`` (cut at :data:`MESSAGE_CHARS`): a torch dispatcher
+    error's message alone is ~90 lines, the first of them ~2,000 characters."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > MESSAGE_CHARS:
+        first = first[:MESSAGE_CHARS].rstrip() + "..."
+    more = " [...]" if len(text.splitlines()) > 1 else ""
+    return f"{type(e).__name__}: {first}{more}" if first else type(e).__name__
+
+
+def failing_step(target: Target, case: Case) -> int | None:
+    """The first step at which ``target`` raises on ``case`` (runs of the case's first 1, 2, ...
+    steps); ``None`` if no shorter run raises (then only the whole case does)."""
+    for k in range(1, case.steps):
+        try:
+            at = case.checkpoint_at if case.checkpoint_at is None or case.checkpoint_at <= k else None
+            target.run(dataclasses.replace(case, grads=case.grads[:k], checkpoint_at=at))
+        except Unsupported:
+            return None
+        except Exception:
+            return k
+    return case.steps if case.steps else None
+
+
+def identify(target: Target, *, verbose: bool = False) -> tuple[str, list[str]]:
+    """``(variant name or "none", report lines)``.  A probe on which the target raises is one
+    line (type, first line of the message, step); ``verbose`` adds the full traceback."""
     lines, fits = [], set(VARIANTS)
     for case in probes():
         try:
@@ -42,7 +75,11 @@ def identify(target: Target) -> tuple[str, list[str]]:
             lines.append(f"{case.label}: not supported ({e})")
             continue
         except Exception as e:  # a target that crashes on a valid probe fits no variant
-            lines.append(f"{case.label}: the target raised {type(e).__name__}: {str(e)[:200]}")
+            step = failing_step(target, case)
+            where = f" at step {step} of {case.steps}" if step else ""
+            lines.append(f"{case.label}: the target raised{where}: {one_line(e)}")
+            if verbose:
+                lines += "".join(traceback.format_exception(e)).rstrip().splitlines()
             fits = set()
             continue
         ok = set()
