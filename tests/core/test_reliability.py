@@ -613,12 +613,23 @@ def test_fuzz_steps_raise_only_documented_errors_and_change_nothing(grads, in_pl
                        st.one_of(BAD_VALUES, st.just([np.ones((4, 2), np.float32)]),
                                  st.just([np.ones((4, 2), np.int8), np.ones(3, np.float32)]))))
 def test_fuzz_load_state_dict(state):
+    """Refused: a documented error, nothing changed.  Accepted: the step count is the one given,
+    and the next step either counts or is refused (state that does not fit) changing nothing."""
     opt, params = _started(Backend("numpy"))
     before = snapshot(opt, params)
     try:
         opt.load_state_dict(state)
     except (ValueError, TypeError):
         assert snapshot(opt, params) == before
+        return
+    assert opt.iterations == state["iterations"]
+    loaded = snapshot(opt, params)
+    try:
+        opt.apply(params, [np.full((4, 2), 0.5, np.float32), None])
+    except (ValueError, TypeError):
+        assert snapshot(opt, params) == loaded
+        return
+    assert opt.iterations == state["iterations"] + 1
 
 
 # -- 5. the reliability table: every row names a test that exists -------------------------------
