@@ -230,3 +230,13 @@ def test_plots_for_one_target(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["mine.step-keras-errors.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plots.write_target_plots([], {"target": "x", "profile": "keras"}, tmp_path / "none") == []
+
+
+def test_html_verdict_counts_an_xpass_only_under_strict_xfails() -> None:
+    results = [report.Result("U-1", "dense", "xpass", 1, 0.1, "listed in the xfails file but passed"),
+               report.Result("T-1", "counter", "xfail", 1, 0.1, "step 1: ...")]
+    meta = {"target": "x", "profile": "keras", "complete": True}
+    assert "CONFORMS: 1 xpass, 1 xfail" in report.to_html(results, meta)
+    assert "DOES NOT CONFORM" in report.to_html(results, {**meta, "strict_xfails": True})
+    partial_run = report.to_html(results[:1], {**meta, "complete": False})
+    assert "incomplete run" in partial_run
