@@ -1,131 +1,150 @@
 """``adamax-conformance``: check an Adamax implementation against a profile; gate CI on it.
 
 Exit codes: 0 conforms, 1 does not, 2 the target could not be loaded or the
-arguments are wrong (one-line reason on stderr).  The CLI imports and runs the
-target's code, as any test runner does: only point it at code you would run.
+arguments are wrong (one-line reason on stderr).  With ``--xfails FILE`` a
+listed property that fails is ``XFAIL`` (the run still conforms); one that
+passes is ``XPASS``, reported, and exit 1 with ``--strict-xfails``; an id the
+suite does not know is exit 2.  ``--identify`` exits 0 when a known variant (or
+an ambiguous set of them) fits, 1 when none does (``variant: none``), 2 as above.
+The CLI imports and runs the target's code, as any test runner does: only point
+it at code you would run.
 
 A target that raises, hangs (``--timeout`` seconds per example), returns the
 wrong shapes or modifies its inputs gets a ``FAIL`` saying so; the run goes on,
 and the reports are rewritten after every property, so an interrupted run keeps
 the results of the properties already checked.
+
+The run options are one table (``conformance/options.py``) that the pytest
+plugin (``--adamax-NAME``) is built from as well.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib.metadata
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from adamax_spec.profiles import PROFILE_NAMES
-
-from .targets import STAMP_DISTS, LoadError, load_target, versions
+from .options import CLI_PREFIX, OPTIONS, OptionError, command_line, load, settings, write_outputs
+from .xfails import XFAIL, XPASS, classify, tally
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="adamax-conformance", description=__doc__.split("\n")[0])
-    ap.add_argument("target", nargs="?",
-                    help="module:attr, 'adamax_spec' (see --backend), or the name of a registered target")
-    ap.add_argument("--profile", default="keras", choices=PROFILE_NAMES)
-    ap.add_argument("--backend", default="numpy", help="backend for adamax_spec targets")
-    ap.add_argument("--examples", type=int, default=int(os.environ.get("ADAMAX_EXAMPLES", 25)))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--report", action="append", default=[], metavar="PATH",
-                    help="write a report; format from the suffix: .json .xml (JUnit) .md")
-    ap.add_argument("--xfails", metavar="FILE", help="property ids expected to fail, one a line")
-    ap.add_argument("--require", action="append", default=[], metavar="CAPABILITY")
-    ap.add_argument("--only", action="append", default=[], metavar="PROPERTY")
-    ap.add_argument("--identify", action="store_true", help="tell which known variant TARGET is")
-    ap.add_argument("--matrix", action="store_true", help="every installed implementation x profile")
-    ap.add_argument("--report-dir", default="reports")
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("ADAMAX_TIMEOUT", 120)),
-                    metavar="SECONDS", help="per-example time limit; 0 = none (default 120)")
+def version() -> str:
+    """``adamax-conformance VERSION (report schema ...)``: the installed package's version."""
     try:
-        args = ap.parse_args(argv)
+        v = importlib.metadata.version("adamax-spec")
+    except importlib.metadata.PackageNotFoundError:
+        from adamax_spec import __version__ as v
+    from .report import SCHEMA
+
+    return f"adamax-conformance {v} (report schema {SCHEMA}; Python {sys.version.split()[0]})"
+
+
+class _Version(argparse.Action):
+    """``--version``, computed only when asked for (it imports the report module)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version())
+        parser.exit()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The CLI's parser: the run options of :data:`~.options.OPTIONS`, then the CLI's own modes."""
+    ap = argparse.ArgumentParser(prog="adamax-conformance", description=__doc__.split("\n")[0].replace("``", ""))
+    for o in OPTIONS:
+        if o.positional:
+            ap.add_argument(o.dest, nargs="?", **o.kwargs())
+        else:
+            ap.add_argument(o.spelled(CLI_PREFIX), dest=o.dest, **o.kwargs())
+    ap.add_argument("--identify", action="store_true",
+                    help="tell which known variant TARGET is; exit 1 if none fits (last line: 'variant: none')")
+    ap.add_argument("--matrix", action="store_true",
+                    help="every installed implementation x every profile, into --report-dir")
+    ap.add_argument("--report-dir", default="reports", metavar="DIR",
+                    help="where --matrix writes its reports (default: reports)")
+    ap.add_argument("--version", action=_Version, help="print the version and exit")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
     except SystemExit as e:  # argparse printed its one-line reason; exit 2 for errors, 0 for --help
         return int(e.code or 0)
-    if args.examples < 1:
-        return _usage("--examples must be >= 1")
-    if args.timeout < 0 or args.timeout != args.timeout:
-        return _usage("--timeout must be >= 0")
-    from .case import CAPABILITIES
-    from .runner import PROPERTIES
-
-    unknown_caps = sorted(set(args.require) - set(CAPABILITIES))
-    if unknown_caps:
-        return _usage(f"unknown --require capability {unknown_caps}; known: {', '.join(CAPABILITIES)}")
-    unknown_props = sorted(set(args.only) - {p.id for p in PROPERTIES})
-    if unknown_props:
-        return _usage(f"unknown --only property {unknown_props}; known: {', '.join(p.id for p in PROPERTIES)}")
+    try:
+        s = settings(vars(args), CLI_PREFIX)
+    except OptionError as e:
+        return _usage(str(e))
     if args.matrix:
         from .matrix import run_matrix
 
-        return run_matrix(Path(args.report_dir), examples=args.examples, seed=args.seed)
-    if not args.target:
+        return run_matrix(Path(args.report_dir), examples=s.examples, seed=s.seed)
+    if not s.target:
         return _usage("TARGET is required (or --matrix)")
     try:
-        target = load_target(args.target, args.backend, args.profile)
-    except (LoadError, ValueError, ImportError, TypeError) as e:
-        return _usage(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        target = load(s)
+    except OptionError as e:
+        return _usage(str(e))
     if args.identify:
         from .identify import identify
 
         name, lines = identify(target)
         print("\n".join(lines))
         print(f"variant: {name}")
-        return EXIT_OK
-    xfails: set[str] = set()
-    if args.xfails:
-        try:
-            xfails = {ln.split("#")[0].strip() for ln in Path(args.xfails).read_text().splitlines()} - {""}
-        except OSError as e:
-            return _usage(f"cannot read --xfails file: {e}")
-    from .report import write_reports
-    from .runner import run_all
+        return EXIT_FAIL if name == "none" else EXIT_OK
+    from .engine import run_all
 
     t0 = time.perf_counter()
-    print(f"adamax-conformance: {target.name} against profile {args.profile!r}, "
-          f"{args.examples} examples per property, seed {args.seed}", flush=True)
-    rerun = (f"adamax-conformance {args.target} --profile {args.profile} --seed {args.seed} "
-             f"--examples {args.examples}" + (f" --backend {args.backend}" if args.target.startswith("adamax_spec")
-                                              else ""))
+    print(f"adamax-conformance: {target.name} against profile {s.profile!r}, "
+          f"{s.examples} examples per property, seed {s.seed}", flush=True)
+    rerun = f"adamax-conformance {s.target} {command_line(s, CLI_PREFIX)}"
     results: list[Any] = []
-
-    def meta(complete: bool) -> dict[str, Any]:
-        return {"target": target.name, "spec": args.target, "profile": args.profile,
-                "examples": args.examples, "seed": args.seed, "timeout": args.timeout,
-                "seconds": round(time.perf_counter() - t0, 2), "complete": complete,
-                "versions": versions(STAMP_DISTS, platform=True)}
+    failing: list[Any] = []
 
     def progress(r: Any) -> None:
+        outcome = classify(r.property, r.status, s.xfails, strict=s.strict_xfails)
+        r.status = outcome.status
+        if outcome.status == XPASS:
+            r.detail = outcome.note
         results.append(r)
+        if outcome.fails:
+            failing.append(r)
         detail = ("\n      " + r.detail.replace("\n", "\n      ")) if r.status != "pass" and r.detail else ""
         print(f"  {r.status.upper():14} {r.property:14} {r.title}{detail}", flush=True)
-        write_reports(args.report, results, meta(False))  # nothing checked is lost if the run dies
+        write_outputs(s, target, results, time.perf_counter() - t0, False)
 
     try:
-        run_all(target, args.profile, examples=args.examples, seed=args.seed, only=args.only or None,
-                require=frozenset(args.require), xfails=xfails, timeout=args.timeout or None,
-                rerun=rerun, progress=progress)
+        run_all(target, s.profile, examples=s.examples, seed=s.seed, only=list(s.only) or None,
+                require=s.require, xfails=None, timeout=s.timeout, rerun=rerun, progress=progress)
     except KeyboardInterrupt:
-        write_reports(args.report, results, meta(False))
+        write_outputs(s, target, results, time.perf_counter() - t0, False)
         print(f"\n{target.name}: interrupted after {len(results)} properties; reports keep them", flush=True)
         return EXIT_FAIL
-    write_reports(args.report, results, meta(True))
-    failed = [r for r in results if r.status in ("fail", "error")]
-    for r in failed:
+    for line in write_outputs(s, target, results, time.perf_counter() - t0, True):
+        print(line)
+    for r in failing:
         if r.reproducer:
             print(f"\n--- reproducer for {r.property} ---\n{r.reproducer}")
-    verdict = "DOES NOT CONFORM" if failed else "CONFORMS"
-    print(f"\n{target.name}: {verdict} to profile {args.profile} "
-          f"({sum(r.status == 'pass' for r in results)} pass, {len(failed)} fail, "
-          f"{sum(r.status == 'not supported' for r in results)} not supported) "
+    n = tally(r.status for r in results)
+    counts = [f"{n['pass']} pass", f"{n['fail']} fail"]
+    if s.xfails or n[XFAIL] or n[XPASS]:
+        counts += [f"{n[XFAIL]} xfail", f"{n[XPASS]} xpass"]
+    counts.append(f"{n['not supported']} not supported")
+    verdict = "DOES NOT CONFORM" if n["fail"] else "CONFORMS"
+    print(f"\n{target.name}: {verdict} to profile {s.profile} ({', '.join(counts)}) "
           f"in {round(time.perf_counter() - t0, 2)} s")
-    return EXIT_FAIL if failed else EXIT_OK
+    xpassed = [r.property for r in results if r.status == XPASS]
+    if xpassed:
+        print(f"XPASS: {', '.join(xpassed)} listed in {s.xfails_file} but passed: take them off the list"
+              + (" (--strict-xfails: the run fails)" if s.strict_xfails else ""))
+    return EXIT_FAIL if failing else EXIT_OK
 
 
 def _usage(msg: str) -> int:
@@ -137,4 +156,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main", "parser", "version"]

@@ -133,7 +133,7 @@ def _need(module: str) -> None:
 
 def test_torch_fails_keras_profile_on_epsilon_placement(capsys: pytest.CaptureFixture[str]) -> None:
     _need("torch")
-    code, out, _ = run_cli(capsys, "torch.optim:Adamax", "--profile", "keras", "--only", "U-dense",
+    code, out, _ = run_cli(capsys, "torch.optim:Adamax", "--profile", "keras", "--only", "U-1",
                            "--examples", "10")
     assert code == 1
     assert "epsilon placement" in out and "torch" in out.split("diagnosis:")[1]
@@ -142,7 +142,7 @@ def test_torch_fails_keras_profile_on_epsilon_placement(capsys: pytest.CaptureFi
 def test_tf_keras_rejected_under_torch_profile(capsys: pytest.CaptureFixture[str]) -> None:
     _need("tf_keras")
     code, out, _ = run_cli(capsys, "tf_keras.optimizers.legacy:Adamax", "--profile", "torch",
-                           "--only", "U-dense", "--only", "V-args", "--examples", "10")
+                           "--only", "U-1", "--only", "V-args", "--examples", "10")
     assert code == 1
     assert "epsilon placement" in out
     assert "FAIL           V-args" in out  # torch's validation (lr < 0 ...) is missing
@@ -167,7 +167,7 @@ def test_keras3_fails_keras_profile_on_sparse_laziness(capsys: pytest.CaptureFix
     keras = pytest.importorskip("keras")
     if not keras.__version__.startswith("3.") or keras.backend.backend() != "tensorflow":
         pytest.skip("needs Keras 3 on the TensorFlow backend")
-    code, out, _ = run_cli(capsys, "keras.optimizers:Adamax", "--profile", "keras", "--only", "SP-sparse",
+    code, out, _ = run_cli(capsys, "keras.optimizers:Adamax", "--profile", "keras", "--only", "SP-1",
                            "--examples", "10")
     assert code == 1
     assert "sparse laziness" in out and "keras3" in out
@@ -186,7 +186,7 @@ def test_keras3_passes_keras3_profile(tmp_path: Path, capsys: pytest.CaptureFixt
     results = {r["property"]: r for r in json.loads(report.read_text())["results"]}
     bad = {k: r["detail"] for k, r in results.items() if r["status"] not in ("pass", "not supported")}
     assert code == 0 and not bad, out
-    assert results["SP-sparse"]["status"] == "pass"
+    assert results["SP-1"]["status"] == "pass"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_user_function_that_is_right_passes(user: str, capsys: pytest.CaptureFix
 def test_user_bug_is_pinpointed(user: str, bug: str, what: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "bug.json"
-    code, _, _ = run_cli(capsys, f"{user}:{bug}", "--only", "U-dense", "--examples", "10",
+    code, _, _ = run_cli(capsys, f"{user}:{bug}", "--only", "U-1", "--examples", "10",
                            "--seed", "3", "--report", str(report))
     assert code == 1
     r = json.loads(report.read_text())["results"][0]
@@ -213,7 +213,7 @@ def test_user_bug_is_pinpointed(user: str, bug: str, what: str, tmp_path: Path,
     # the reproducer is runnable Python and names the seed and the rerun command
     ns: dict[str, object] = {}
     exec(r["reproducer"], ns)
-    assert "hypothesis seed 3" in r["reproducer"] and "--only U-dense" in r["reproducer"]
+    assert "hypothesis seed 3" in r["reproducer"] and "--only U-1" in r["reproducer"]
     assert " x bound, " in r["reproducer"] and "ULP" in r["reproducer"]
 
 
@@ -230,12 +230,12 @@ def test_user_bug_is_pinpointed(user: str, bug: str, what: str, tmp_path: Path,
 def test_misbehaving_target_gets_a_verdict(user: str, fn: str, message: str, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "bad.json"
-    only = ["--only", "U-dense", "--only", "I-inputs", "--only", "D-dtype"]
+    only = ["--only", "U-1", "--only", "I-1", "--only", "D-1"]
     code, out, _ = run_cli(capsys, f"{user}:{fn}", *only, "--examples", "2", "--timeout", "0.5",
                            "--report", str(report))
     assert code == 1
     data = json.loads(report.read_text())
-    assert [r["property"] for r in data["results"]] == ["U-dense", "I-inputs", "D-dtype"]
+    assert [r["property"] for r in data["results"]] == ["U-1", "I-1", "D-1"]
     assert data["complete"] is True
     failed = [r for r in data["results"] if r["status"] == "fail"]
     assert failed and all(message in r["detail"] for r in failed), out
@@ -243,10 +243,10 @@ def test_misbehaving_target_gets_a_verdict(user: str, fn: str, message: str, tmp
 
 @pytest.mark.parametrize("fn,profile,prop,message", [
     ("no_momentum_scale", "keras", "INV-moments", "invariant"),
-    ("nan_to_zero", "keras", "N-nonfinite", "expected NaN"),
-    ("upcasts", "keras", "D-dtype", "came back as float64"),
+    ("nan_to_zero", "keras", "N-1", "expected NaN"),
+    ("upcasts", "keras", "D-1", "came back as float64"),
     # a global step counter where torch counts per parameter
-    ("eps_in_max", "torch", "S-none", "its step count"),
+    ("eps_in_max", "torch", "S-2", "its step count"),
 ])
 def test_new_properties_catch_their_bug(user: str, fn: str, profile: str, prop: str, message: str,
                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -259,7 +259,7 @@ def test_new_properties_catch_their_bug(user: str, fn: str, profile: str, prop: 
 
 def test_torch_validation_and_groups_catch_their_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """V-args: an Adamax subclass that skips torch's checks; G-groups: one that applies the first
+    """V-args: an Adamax subclass that skips torch's checks; G-1: one that applies the first
     group's lr to every group."""
     _need("torch")
     (tmp_path / "torch_bugs.py").write_text(textwrap.dedent('''
@@ -278,11 +278,11 @@ def test_torch_validation_and_groups_catch_their_bug(tmp_path: Path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     code, out, _ = run_cli(capsys, "torch_bugs:NoChecks", "--profile", "torch", "--only", "V-args")
     assert code == 1 and "was accepted" in out
-    code, out, _ = run_cli(capsys, "torch_bugs:OneLr", "--profile", "torch", "--only", "G-groups",
+    code, out, _ = run_cli(capsys, "torch_bugs:OneLr", "--profile", "torch", "--only", "G-1",
                            "--examples", "10")
     assert code == 1 and "parameter group" in out
     code, out, _ = run_cli(capsys, "torch.optim:Adamax", "--profile", "torch", "--only", "V-args",
-                           "--only", "G-groups", "--examples", "10")
+                           "--only", "G-1", "--examples", "10")
     assert code == 0, out
 
 
@@ -293,7 +293,7 @@ def test_interrupted_run_keeps_the_properties_already_checked(user: str, tmp_pat
     assert code == 1 and "interrupted" in out
     data = json.loads(report.read_text())
     assert data["complete"] is False
-    assert [r["property"] for r in data["results"]][:1] == ["U-dense"]
+    assert [r["property"] for r in data["results"]][:1] == ["U-1"]
     assert data["results"][0]["status"] == "pass"
 
 
@@ -310,6 +310,7 @@ def test_interrupted_run_keeps_the_properties_already_checked(user: str, tmp_pat
     (["adamax_spec", "--require", "teleport"], "teleport"),
     (["adamax_spec", "--timeout", "-1"], "--timeout"),
     (["adamax_spec", "--profile", "adam"], "invalid choice"),
+    (["adamax_spec", "--report", "out.pdf"], "'.pdf'"),
     ([], "TARGET"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: list[str], word: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -325,15 +326,17 @@ def test_identify_prints_variant_last(user: str, capsys: pytest.CaptureFixture[s
     assert code == 0 and out.strip().splitlines()[-1] == "variant: torch/optax"
     code, out, _ = run_cli(capsys, f"{user}:good", "--identify")
     assert out.strip().splitlines()[-1] in ("variant: keras", "variant: keras/keras3")
+    assert code == 0
     code, out, _ = run_cli(capsys, f"{user}:sgd", "--identify")
     assert out.strip().splitlines()[-1] == "variant: none"
+    assert code == 1  # the documented contract: no known variant fits -> exit 1
     code, out, _ = run_cli(capsys, f"{user}:raises", "--identify")
-    assert out.strip().splitlines()[-1] == "variant: none"
+    assert out.strip().splitlines()[-1] == "variant: none" and code == 1
 
 
 def test_json_report_schema_and_versions(user: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = [tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.md"]
-    args = [f"{user}:good", "--only", "U-dense", "--only", "SP-sparse", "--examples", "2"]
+    args = [f"{user}:good", "--only", "U-1", "--only", "SP-1", "--examples", "2"]
     for p in paths:
         args += ["--report", str(p)]
     assert run_cli(capsys, *args)[0] == 0
@@ -343,14 +346,14 @@ def test_json_report_schema_and_versions(user: str, tmp_path: Path, capsys: pyte
     for lib in ("python", "adamax_spec", "numpy", "hypothesis"):
         assert data["versions"].get(lib), lib
     assert {r["status"] for r in data["results"]} == {"pass", "not supported"}
-    assert "<testsuite" in paths[1].read_text() and "| `U-dense` | pass |" in paths[2].read_text()
+    assert "<testsuite" in paths[1].read_text() and "| `U-1` | pass |" in paths[2].read_text()
 
 
 def test_runs_are_deterministic_and_write_no_example_database(user: str, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     def once(name: str) -> list[tuple[str, str, str, str]]:
         p = tmp_path / name
-        run_cli(capsys, f"{user}:eps_in_max", "--only", "U-dense", "--examples", "4",
+        run_cli(capsys, f"{user}:eps_in_max", "--only", "U-1", "--examples", "4",
                 "--seed", "11", "--report", str(p))
         # verdicts, details and reproducers; not the count of runs hypothesis spent shrinking
         return [(r["property"], r["status"], r["detail"], r["reproducer"])
@@ -377,3 +380,310 @@ def test_ci_profile_is_derandomized_without_database() -> None:
     env.pop("HYPOTHESIS_PROFILE", None)
     r = subprocess.run([sys.executable, "-c", code], cwd=tests, env=env, capture_output=True, text=True)
     assert r.stdout.split() == ["True", "True"], r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The front end (issue #20): one table of options, --version, xfails that cannot hide problems,
+# constructor arguments for the target
+
+
+def test_every_option_has_help_text_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from adamax_spec.conformance.options import OPTIONS
+
+    actions = [a for a in cli.parser()._actions if a.dest != "help"]
+    assert {a.dest for a in actions} >= {o.dest for o in OPTIONS}
+    assert all(a.help and len(a.help) > 15 for a in actions), [a.dest for a in actions if not a.help]
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps lines
+    for o in OPTIONS:
+        assert o.spelled("--") in text and " ".join(o.help_text().split()) in text, o.name
+    assert "(default: keras)" in text and "(default: 0)" in text  # --profile, --seed
+
+
+def test_version_names_the_installed_package(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0
+    assert out.startswith(f"adamax-conformance {importlib.metadata.version('adamax-spec')} ")
+    assert "adamax-conformance/1" in out  # the report schema it writes
+
+
+def _xfails(tmp_path: Path, *lines: str) -> str:
+    path = tmp_path / "xfails.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_xfails_file_parsing_drops_comments_and_blanks() -> None:
+    from adamax_spec.conformance.xfails import parse
+
+    assert parse("# header\n\nU-1  # epsilon inside\n  D-1\n#C-1\n") == ["U-1", "D-1"]
+
+
+def test_unknown_xfail_id_is_a_usage_error(user: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    xf = _xfails(tmp_path, "# known failures", "U-1", "U-dnese  # a typo must not hide anything")
+    code, out, err = run_cli(capsys, f"{user}:good", "--only", "U-1", "--examples", "2", "--xfails", xf)
+    assert code == 2 and not out
+    line = err.strip()
+    assert line.count("\n") == 0 and "'U-dnese'" in line and "known:" in line and "D-1" in line, err
+    code, _, err = run_cli(capsys, f"{user}:good", "--xfails", str(tmp_path / "missing.txt"))
+    assert code == 2 and "cannot read --xfails file" in err
+
+
+def test_xfail_and_xpass_are_reported_and_counted(user: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """eps_in_max fails U-1 (xfailed: XFAIL) and passes D-1 (xfailed: XPASS); C-1 is not
+    supported by a raw function and stays so; the run conforms, and says how."""
+    xf = _xfails(tmp_path, "U-1", "D-1", "C-1")
+    report = tmp_path / "x.json"
+    args = [f"{user}:eps_in_max", "--only", "U-1", "--only", "D-1", "--only", "C-1",
+            "--examples", "3", "--xfails", xf, "--report", str(report)]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0, out
+    statuses = {r["property"]: r["status"] for r in json.loads(report.read_text())["results"]}
+    assert statuses == {"U-1": "xfail", "D-1": "xpass", "C-1": "not supported"}
+    assert "  XFAIL " in out and "  XPASS " in out and "take it off the list" in out
+    assert "CONFORMS to profile keras (0 pass, 0 fail, 1 xfail, 1 xpass, 1 not supported)" in out, out
+    assert "--- reproducer" not in out  # an expected failure is not a failure to act on
+    # --strict-xfails: the XPASS fails the run
+    code, out, _ = run_cli(capsys, *args, "--strict-xfails")
+    assert code == 1 and "XPASS: D-1" in out and "the run fails" in out, out
+
+
+def test_xfails_never_hide_a_failure_that_is_not_listed(user: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    xf = _xfails(tmp_path, "D-dtype  # a deprecated id names the same property (D-1)")
+    code, out, _ = run_cli(capsys, f"{user}:eps_in_max", "--only", "U-1", "--only", "D-1",
+                           "--examples", "3", "--xfails", xf)
+    assert code == 1 and "DOES NOT CONFORM" in out and "(0 pass, 1 fail, 0 xfail, 1 xpass" in out, out
+
+
+def test_classification_is_one_rule() -> None:
+    from adamax_spec.conformance.xfails import classify
+
+    assert classify("U-1", "fail", {"U-1"}).status == "xfail"
+    assert not classify("U-1", "fail", {"U-1"}).fails
+    assert (classify("U-1", "pass", {"U-1"}).status, classify("U-1", "pass", {"U-1"}).fails) \
+        == ("xpass", False)
+    assert classify("U-1", "pass", {"U-1"}, strict=True).fails
+    assert classify("U-1", "error", {"U-1"}).fails  # the suite's own error is never expected
+    assert classify("U-1", "fail", set()).fails and not classify("U-1", "pass", set()).fails
+    assert classify("U-1", "not supported", {"U-1"}) == classify("U-1", "not supported", set())
+
+
+@pytest.mark.parametrize("text,word", [("lr", "'lr'"), ("=3", "''"), ("l r=3", "'l r'")])
+def test_bad_option_syntax_is_a_usage_error_naming_the_key(text: str, word: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "adamax_spec", "--option", text)
+    assert code == 2 and "--option" in err and word in err, err
+
+
+def test_option_values_are_python_literals_else_text() -> None:
+    from adamax_spec.conformance.options import parse_option
+
+    assert parse_option("lr=0.01") == ("lr", 0.01)
+    assert parse_option("betas=(0.9, 0.99)") == ("betas", (0.9, 0.99))
+    assert parse_option("fused=True") == ("fused", True)
+    assert parse_option("name=fast") == ("name", "fast")
+    assert parse_option("expr=1+") == ("expr", "1+")
+
+
+def test_option_passes_constructor_arguments_to_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A torch optimizer whose constructor needs an argument the suite does not set: a usage error
+    naming it without ``--option``, a conforming run with it."""
+    _need("torch")
+    (tmp_path / "needs_mode.py").write_text(textwrap.dedent('''
+        import torch
+
+        class NeedsMode(torch.optim.Adamax):
+            def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, *, mode):
+                if mode != "exact":
+                    raise ValueError(f"unknown mode {mode!r}")
+                super().__init__(params, lr=lr, betas=betas, eps=eps)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["needs_mode:NeedsMode", "--profile", "torch", "--only", "U-1", "--examples", "2"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "'mode'" in err, err
+    code, out, _ = run_cli(capsys, *args, "--option", "mode='exact'")
+    assert code == 0 and "CONFORMS" in out, out
+    code, _, err = run_cli(capsys, *args, "--option", "mode=exact", "--option", "colour=1")
+    assert code == 2 and "'colour'" in err, err
+
+
+def test_plots_writes_the_error_plot_of_one_target(user: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    code, out, _ = run_cli(capsys, f"{user}:eps_in_max", "--only", "U-1", "--examples", "2",
+                           "--plots", str(tmp_path / "plots"))
+    pngs = list((tmp_path / "plots").glob("*.png"))
+    assert code == 1 and len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG", out
+    assert f"plot: {pngs[0]}" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets with constructor options, functools.partial, one-line --identify failures, HTML (issue 20)
+
+OPTIONS_MODULE = '''
+import functools
+
+import torch
+
+
+WithDecay = functools.partial(torch.optim.Adamax, weight_decay=0.0)
+WithLr = functools.partial(torch.optim.Adamax, lr=0.1)
+BadValue = functools.partial(torch.optim.Adamax, weight_decay=-1.0)
+Positional = functools.partial(torch.optim.Adamax, [])
+
+
+class OtherNames(torch.optim.Adamax):
+    """A torch optimizer whose constructor spells the hyperparameters its own way."""
+
+    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, epsilon=1e-8):
+        super().__init__(params, lr=learning_rate, betas=(b1, b2), eps=epsilon)
+
+
+class Dispatch(torch.optim.Adamax):
+    """Fails at its second step inside a torch operator: a ~90-line dispatcher message."""
+
+    def step(self, closure=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 2:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.grad.to_sparse().addcdiv_(p.grad, p.grad)
+        return super().step(closure)
+'''
+
+
+@pytest.fixture
+def torch_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An importable module of torch targets: partials, other argument names, a dispatcher error."""
+    _need("torch")
+    name = f"torch_user_{abs(hash(tmp_path)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(OPTIONS_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_a_partial_of_an_optimizer_class_loads_and_runs(torch_user: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to be taken for a raw step function: every property failed with 'Adamax.__init__()
+    got an unexpected keyword argument 't''."""
+    code, out, _ = run_cli(capsys, f"{torch_user}:WithDecay", "--profile", "torch", "--only", "U-1",
+                           "--examples", "2")
+    assert code == 0 and "torch.optim.Adamax(weight_decay=0.0): CONFORMS" in out, out
+    assert "unexpected keyword" not in out
+
+
+@pytest.mark.parametrize("attr,words", [
+    ("WithLr", ["option 'lr' is set by the suite"]),
+    ("BadValue", ["rejected the option weight_decay=-1.0", "Invalid weight_decay"]),
+    ("Positional", ["functools.partial with positional arguments"]),
+    ("OtherNames", ["class the suite cannot drive", "(params, learning_rate, b1, b2, epsilon)",
+                    "(params, lr, betas, eps)"]),
+])
+def test_targets_the_suite_cannot_construct_are_one_usage_error(torch_user: str, attr: str, words: list[str],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, f"{torch_user}:{attr}", "--profile", "torch", "--only", "U-1",
+                             "--examples", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.strip(), (out, err)
+    for word in words:
+        assert word in err, err
+
+
+def test_options_reach_the_optimizer_construction() -> None:
+    """``load_target(options=)``: a weight decay the reference does not model makes torch fail its
+    own profile, so the option did reach the constructor; names the constructor refuses are load
+    errors naming the option."""
+    _need("torch")
+    from adamax_spec.conformance.adapters.ours import OursTarget
+    from adamax_spec.conformance.plots import representative_case
+    from adamax_spec.conformance.targets import LoadError, load_target
+    from adamax_spec.reference.verdict import judge
+
+    case = representative_case(steps=3)
+    plain = load_target("torch.optim:Adamax", options={"weight_decay": 0.0})
+    decayed = load_target("torch.optim:Adamax", options={"weight_decay": 0.5})
+    assert decayed.name == "torch.optim.Adamax(weight_decay=0.5)"
+    assert judge(case, plain.run(case), "torch").ok
+    assert not judge(case, decayed.run(case), "torch").ok
+    with pytest.raises(LoadError, match=r"does not take option 'colour'.*weight_decay"):
+        load_target("torch.optim:Adamax", options={"colour": 1})
+    with pytest.raises(LoadError, match="option 'eps' is set by the suite"):
+        load_target("torch.optim:Adamax", options={"eps": 1e-3})
+    with pytest.raises(LoadError, match="takes no options"):
+        load_target("adamax_spec", options={"fast": True})
+    assert isinstance(load_target("adamax_spec"), OursTarget)
+
+
+def test_options_reach_a_step_function(user: str) -> None:
+    from adamax_spec.conformance.targets import LoadError, load_target
+
+    with pytest.raises(LoadError, match="does not take option 'scale'"):
+        load_target(f"{user}:good", options={"scale": 2.0})
+    target = load_target(f"{user}:raises", options={"scale": 2.0})  # it takes **kw: passed on
+    assert target.name.endswith("(scale=2.0)")
+
+
+def test_identify_failure_inside_torch_is_one_line(torch_user: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A torch dispatcher error is ~90 lines; --identify prints its type and first line, and the step."""
+    _, out, err = run_cli(capsys, f"{torch_user}:Dispatch", "--identify")
+    lines = out.strip().splitlines()
+    assert lines[-1] == "variant: none", out
+    crash = [ln for ln in lines if "raised" in ln]
+    assert len(crash) == 1 and len(lines) <= 4, out
+    assert crash[0].startswith("probe-dense: the target raised at step 2 of 4: NotImplementedError: Could not run")
+    assert len(crash[0]) < 400 and "Traceback" not in out + err
+    from adamax_spec.conformance.identify import identify
+    from adamax_spec.conformance.targets import load_target
+
+    _, verbose = identify(load_target(f"{torch_user}:Dispatch"), verbose=True)
+    assert any(ln.startswith("Traceback") for ln in verbose)  # the whole story, when asked for
+
+
+def test_html_report_from_the_cli(user: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--report x.html`` writes a page, not JSON under an .html name (as it once did)."""
+    import importlib.util
+    from html.parser import HTMLParser
+
+    page, data = tmp_path / "run.html", tmp_path / "run.json"
+    code, out, _ = run_cli(capsys, f"{user}:adam_bias", "--only", "U-1", "--only", "T-1", "--examples", "3",
+                           "--report", str(page), "--report", str(data))
+    assert code == 1, out
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    ids: list[str] = []
+
+    class Ids(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            ids.extend(v or "" for k, v in attrs if k == "id")
+
+    Ids().feed(text)
+    results = json.loads(data.read_text())["results"]
+    failed = [r["property"] for r in results if r["status"] == "fail"]
+    assert failed and set(failed) <= set(ids)  # each failure has its section (detail, reproducer)
+    assert all(f">{r['property']}<" in text for r in results) and "Reproducer" in text
+    if importlib.util.find_spec("matplotlib") is not None:  # the error plots, embedded
+        assert '<img src="data:image/png;base64,' in text
+
+
+def test_unknown_report_suffix_is_a_usage_error(user: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Once written as JSON whatever the suffix; now refused before the run, naming path and formats."""
+    code, out, err = run_cli(capsys, f"{user}:good", "--only", "U-1", "--examples", "2",
+                             "--report", str(tmp_path / "run.json"), "--report", str(tmp_path / "run.txt"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "run.txt" in err and ".html" in err and ".json" in err, err
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "run.txt").exists()
+
+
+def test_guide_documents_every_option() -> None:
+    from adamax_spec.conformance.options import OPTIONS
+
+    guide = (Path(__file__).parents[2] / "docs" / "guide.md").read_text()
+    missing = [o.name for o in OPTIONS if not o.positional and f"`--{o.name}" not in guide]
+    assert not missing, f"docs/guide.md does not document {missing}"
