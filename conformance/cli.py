@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
           f"in {round(time.perf_counter() - t0, 2)} s")
     xpassed = [r.property for r in results if r.status == XPASS]
     if xpassed:
-        print(f"XPASS: {', '.join(xpassed)} listed in {s.xfails_file} but passed: take them off the list"
+        them = "it" if len(xpassed) == 1 else "them"
+        print(f"XPASS: {', '.join(xpassed)} listed in {s.xfails_file} but passed: take {them} off the list"
               + (" (--strict-xfails: the run fails)" if s.strict_xfails else ""))
     return EXIT_FAIL if failing else EXIT_OK
 
