@@ -109,7 +109,7 @@ class Profile:
         slice before its ``maximum`` densifies them; ``m`` still sees ``sum_j v_j``).  Rows
         named once, and dense gradients, are the same under both.
     ``step_counter``
-        Whose ``t`` the step uses (clause S-none): ``"optimizer"``: one counter, advanced by
+        Whose ``t`` the step uses (clause S-2): ``"optimizer"``: one counter, advanced by
         every step, so a parameter without a gradient at step ``k`` sees ``t = k`` at its next
         step; ``"parameter"``: one per parameter, advanced only by the steps that give it a
         gradient (torch.optim's ``state[p]["step"]``).  A parameter without a gradient stays

@@ -30,8 +30,9 @@ from pathlib import Path
 from adamax_spec.profiles import PROFILE_NAMES
 
 from .case import Target
+from .engine import run_all
+from .properties import PROPERTIES
 from .report import to_json, to_markdown
-from .runner import PROPERTIES, run_all
 from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")

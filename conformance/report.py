@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from .runner import Result
+from .engine import Result
 
 SCHEMA = "adamax-conformance/1"
 

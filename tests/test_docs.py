@@ -35,7 +35,7 @@ def _spec_clauses() -> dict[str, list[str]]:
 
 
 def test_every_spec_clause_cites_existing_checks() -> None:
-    from adamax_spec.conformance.runner import PROPERTIES
+    from adamax_spec.conformance.properties import PROPERTIES
 
     ids = {p.id for p in PROPERTIES}
     clauses = _spec_clauses()
@@ -56,8 +56,18 @@ def test_every_spec_clause_cites_existing_checks() -> None:
 
 
 def test_every_property_is_cited_by_a_spec_clause() -> None:
-    from adamax_spec.conformance.runner import PROPERTIES
+    from adamax_spec.conformance.properties import PROPERTIES
 
     cited = {c for cs in _spec_clauses().values() for c in cs}
     orphans = [p.id for p in PROPERTIES if p.id not in cited]
     assert not orphans, f"properties no clause of docs/spec.md cites: {orphans}"
+
+
+def test_every_property_id_is_the_id_of_a_clause_that_cites_it() -> None:
+    """A property's id is the clause it checks (docs/spec.md, conformance/properties/): that
+    clause exists and names the property among its checks."""
+    from adamax_spec.conformance.properties import PROPERTIES
+
+    clauses = _spec_clauses()
+    problems = [p.id for p in PROPERTIES if p.id not in clauses or p.id not in clauses[p.id]]
+    assert not problems, f"property ids that are not a clause citing them: {problems}"

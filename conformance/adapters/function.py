@@ -7,7 +7,7 @@ The function is called once per parameter per step::
 with NumPy arrays of the case dtype (m and u start at zero, ``t`` counts from 1,
 the hyperparameters are the Python floats the user passed) and must return the
 new arrays.  It may update ``w``, ``m`` and ``u`` in place; it must not modify
-``g`` (reported as a fault, property I-inputs).  A parameter without gradient
+``g`` (reported as a fault, property I-1).  A parameter without gradient
 (``None``) is not passed to the function in that step; ``t`` still counts every
 step (one counter per optimizer).  Dense gradients and constant learning rates only.
 Options (``load_target(..., options=)``) are passed to every call as further keywords.
@@ -72,7 +72,7 @@ class FunctionTarget:
                 )
                 if not np.array_equal(garr, kept, equal_nan=True):
                     traj.faults.append(f"step {k + 1}: the step function modified its gradient "
-                                       f"argument g of params[{i}] (I-inputs)")
+                                       f"argument g of params[{i}] (I-1)")
             # copies: the function may update its arrays in place in later steps
             traj.params.append([np.array(x, dtype=np.float64, copy=True) for x in w])
             traj.m.append([np.array(x, dtype=np.float64, copy=True) for x in m])

@@ -67,7 +67,7 @@ class OursTarget:
         if backend == "array_api_strict":
             caps.discard("float16")  # the standard has no float16
         rules = adamax_spec.get_profile(profile)
-        # One step counter per optimizer: a per-parameter counter (S-none, torch) is not
+        # One step counter per optimizer: a per-parameter counter (S-2, torch) is not
         # implemented, so missing gradients are "not supported" there rather than wrong.
         if rules.step_counter == "optimizer":
             caps.add("none_grad")

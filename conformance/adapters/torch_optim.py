@@ -131,7 +131,7 @@ class TorchOptimAdapter:
         kwargs = self._kwargs(case.hyper)
         groups: Any = params
         if case.group_hyper is not None:
-            # One parameter group per parameter, each with its own lr, betas, eps (G-groups).
+            # One parameter group per parameter, each with its own lr, betas, eps (G-1).
             groups = []
             for p, gh in zip(params, case.group_hyper, strict=True):
                 own = self._kwargs({**case.hyper, **gh})
@@ -159,7 +159,7 @@ class TorchOptimAdapter:
                         p.grad is not None and bool(torch.isnan(kept).any())
                         and torch.allclose(p.grad, kept, rtol=0, atol=0, equal_nan=True)):
                     traj.faults.append(f"step {k + 1}: opt.step() modified (or dropped) the .grad of "
-                                       f"params[{i}] (I-inputs)")
+                                       f"params[{i}] (I-1)")
             traj.params.append([_numpy(torch, p) for p in params])
             m, u = [], []
             for p in params:

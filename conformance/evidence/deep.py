@@ -3,8 +3,8 @@
 ``python -m adamax_spec.conformance.evidence.deep [--trajectories N] [--targets ...] [--out DIR] [--resume]``
 (``--summarize``: print a Markdown table of ``DIR``'s summaries instead.)
 
-Runs the suite's properties (:data:`~adamax_spec.conformance.runner.PROPERTIES`, through
-:func:`~adamax_spec.conformance.runner.run_property`) in rounds, each round with a fresh
+Runs the suite's properties (:data:`~adamax_spec.conformance.properties.PROPERTIES`, through
+:func:`~adamax_spec.conformance.engine.run_property`) in rounds, each round with a fresh
 hypothesis seed, until the target has run ``N`` trajectories (examples the property actually ran:
 :attr:`Result.examples`; the argument-validation property V-args builds optimizers, not
 trajectories, so it runs once and is not counted) or its time budget (``--seconds``) is spent.
@@ -33,7 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runner import PROPERTIES, run_property
+from ..engine import run_property
+from ..properties import PROPERTIES
+from ..properties.validation import V_ARGS
 from ..targets import (
     OUR_BACKENDS,
     STAMP_DISTS,
@@ -44,7 +46,7 @@ from ..targets import (
 )
 
 #: properties whose examples are not trajectories (constructor arguments only)
-NOT_TRAJECTORIES = frozenset({"V-args"})
+NOT_TRAJECTORIES = frozenset({V_ARGS.id})
 
 
 def our_backend_files(backend: str) -> frozenset[str] | None:
@@ -87,14 +89,20 @@ def _where(pkg: str) -> Path:
     return Path(next(iter(importlib.import_module(pkg).__path__)))
 
 
+#: the suite's modules (besides ``properties/`` and the adapters) whose code decides a verdict, its
+#: diagnosis or its reproducer
+SUITE_FILES = ("property.py", "engine.py", "timeout.py", "diagnosis.py", "reproducer.py", "strategies.py",
+               "case.py")
+
 #: the adapter module each deep-run target goes through (label prefix -> file in ``adapters/``)
 ADAPTER_OF = {"adamax_spec[": "ours.py", "torch.optim.": "torch_optim.py", "optax.": "optax_adapter.py",
               "tf_keras ": "keras_adapter.py", "keras 3": "keras_adapter.py"}
 
 
 def code_fingerprint(label: str = "") -> str:
-    """SHA-256 of the sources that decide a verdict: the reference, the suite's properties,
-    strategies and cases, the shared adapter code and the target's own adapter (every adapter
+    """SHA-256 of the sources that decide a verdict: the reference, the suite's properties
+    (``properties/``, :data:`SUITE_FILES`: the engine, diagnosis and reproducers, strategies and
+    cases), the shared adapter code and the target's own adapter (every adapter
     for a label not in :data:`ADAPTER_OF`), and, for our own targets (``adamax_spec[...]``),
     the implementation and the backend modules that target runs (:func:`our_backend_files`).
     Reports, the CLI, the target table and the docs do not count."""
@@ -103,7 +111,7 @@ def code_fingerprint(label: str = "") -> str:
     adapters = [here / "adapters" / n for n in ("__init__.py", "_common.py", own)] if own else \
         [*(here / "adapters").glob("*.py")]
     files = [*_where("adamax_spec.reference").glob("*.py"), *adapters,
-             *(here / n for n in ("runner.py", "strategies.py", "case.py"))]
+             *_where("adamax_spec.conformance.properties").glob("*.py"), *(here / n for n in SUITE_FILES)]
     if label.startswith("adamax_spec["):
         backends = _where("adamax_spec.backends")
         names = our_backend_files(label[len("adamax_spec["):].split("]")[0].split(",")[0])

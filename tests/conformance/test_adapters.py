@@ -431,7 +431,7 @@ def test_torch_bfloat16_epsilon_is_a_bfloat16_scalar() -> None:
     """torch on CPU adds epsilon to a bfloat16 ``|g|`` as a bfloat16 scalar (``bfloat16(1e-3) =
     0.00099945``): ``|g| = 0.00105...`` gives ``u = 0.0020446...`` where a float32 epsilon gives
     ``0.0020599...``, 0.54 ULP from the exact sum, past the bound of the other interpretations.
-    Found by the deep run of U-dtypes once it drew bfloat16."""
+    Found by the deep run of U-2 once it drew bfloat16."""
     from adamax_spec.reference.verdict import judge
 
     pytest.importorskip("torch")
@@ -450,7 +450,7 @@ def test_torch_bfloat16_epsilon_is_a_bfloat16_scalar() -> None:
 def test_optax_low_precision_beta_2_and_epsilon_take_the_dtype() -> None:
     """JAX's weakly typed Python floats: optax's ``max(beta_2 * nu, |g| + eps)`` uses beta_2 and
     eps in the array's dtype (bfloat16 here), while its step size comes from beta_1 as passed (0.999
-    would be 1.0 in bfloat16). One element of a failing deep-run case (U-dtypes, seed 7): ``u`` at
+    would be 1.0 in bfloat16). One element of a failing deep-run case (U-2, seed 7): ``u`` at
     step 2 is 0.54 ULP from the other interpretations' values, 1.07 x their bound."""
     from adamax_spec.reference.verdict import judge
 
@@ -468,7 +468,7 @@ K3_B1_FROM_DOUBLE = "float32 learning rate and bias-correction beta_1, 1 - beta_
 def test_keras3_bfloat16_moment_weight_comes_from_the_double(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keras 3 multiplies ``g - m`` by the Python double ``1 - beta_1`` cast to the dtype, but forms
     ``beta_1 ** t`` from beta_1 cast to the dtype: in bfloat16, 0.999 is 1.0 there, so the step
-    divides a nonzero ``m`` by 0 and ``w`` becomes +-inf (a deep-run failure, U-dtypes seed 9). The
+    divides a nonzero ``m`` by 0 and ``w`` becomes +-inf (a deep-run failure, U-2 seed 9). The
     interpretation that rounds beta_1 itself predicts m = 0 and NaN; without the new one, no
     interpretation accepts what Keras 3 does."""
     from adamax_spec.reference import verdict as vd

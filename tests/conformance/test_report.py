@@ -13,7 +13,7 @@ import pytest
 
 from adamax_spec.conformance import matrix, report
 from adamax_spec.conformance.adapters.ours import OursTarget
-from adamax_spec.conformance.runner import PROPERTIES
+from adamax_spec.conformance.properties import PROPERTIES
 from adamax_spec.profiles import PROFILE_NAMES
 
 
@@ -34,9 +34,9 @@ def test_cells_reports_summary_and_index(tmp_path: Path) -> None:
 
 
 def test_a_failing_cell_names_the_failing_properties() -> None:
-    bad = matrix.Cell("x", "keras", {p.id: ("fail" if p.id == "U-dense" else "pass") for p in PROPERTIES},
-                      first_failure="U-dense: step 1 ...")
-    assert "FAIL U-dense" in matrix.summary([bad])[1]
+    bad = matrix.Cell("x", "keras", {p.id: ("fail" if p.id == "U-1" else "pass") for p in PROPERTIES},
+                      first_failure="U-1: step 1 ...")
+    assert "FAIL U-1" in matrix.summary([bad])[1]
 
 
 def test_error_plots_are_drawn(tmp_path: Path) -> None:
@@ -50,9 +50,9 @@ def test_error_plots_are_drawn(tmp_path: Path) -> None:
 
 
 def test_matrix_headline_keeps_the_cause() -> None:
-    failure = "U-dense: step 1, w: expected 1.0, got 2.0 (9 x bound)\ndiagnosis: fits torch: epsilon placement"
-    assert matrix._headline(failure) == "U-dense: diagnosis: fits torch: epsilon placement"
-    assert matrix._headline("C-clip: target raised ValueError") == "C-clip: target raised ValueError"
+    failure = "U-1: step 1, w: expected 1.0, got 2.0 (9 x bound)\ndiagnosis: fits torch: epsilon placement"
+    assert matrix._headline(failure) == "U-1: diagnosis: fits torch: epsilon placement"
+    assert matrix._headline("C-1: target raised ValueError") == "C-1: target raised ValueError"
 
 
 # -- the HTML report, report formats, error plots for one target (issue 20) ----------------------

@@ -16,7 +16,8 @@ import pytest
 import adamax_spec.conformance
 from adamax_spec.conformance import cli, targets
 from adamax_spec.conformance.adapters.function import FunctionTarget
-from adamax_spec.conformance.runner import PROPERTIES, run_property
+from adamax_spec.conformance.engine import run_property
+from adamax_spec.conformance.properties import PROPERTIES
 from adamax_spec.conformance.targets import (
     ENTRY_POINT_GROUP,
     STAMP_DISTS,
@@ -234,7 +235,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_a_registered_step_function_is_loaded_and_conforms(plugin: Any) -> None:
     target = load_target("their_adamax")
     assert isinstance(target, FunctionTarget) and target.name == "their_adamax"
-    prop = next(p for p in PROPERTIES if p.id == "U-dense")
+    prop = next(p for p in PROPERTIES if p.id == "U-1")
     result = run_property(prop, target, "keras", examples=5, seed=0)
     assert result.status == "pass", result.detail
 
@@ -261,6 +262,6 @@ def test_registered_targets_join_the_installed_ones(plugin: Any) -> None:
 
 
 def test_the_cli_runs_a_registered_target(plugin: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["their_adamax", "--only", "U-dense", "--only", "SP-sparse", "--examples", "3"]) == 0
+    assert cli.main(["their_adamax", "--only", "U-1", "--only", "SP-1", "--examples", "3"]) == 0
     out = capsys.readouterr().out
     assert "their_adamax: CONFORMS" in out, out

@@ -12,7 +12,8 @@ import pytest
 
 from adamax_spec import Adamax, IndexedSlices
 from adamax_spec.conformance.adapters.ours import OursTarget
-from adamax_spec.conformance.runner import PROPERTIES, run_property
+from adamax_spec.conformance.engine import run_property
+from adamax_spec.conformance.properties import PROPERTIES
 
 BACKENDS = [b for b in ("numpy", "torch", "jax", "array_api_strict") if importlib.util.find_spec(b)]
 
