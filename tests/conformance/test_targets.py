@@ -70,7 +70,7 @@ def test_no_module_of_the_suite_imports_the_cli() -> None:
 
 def test_the_suites_imports_have_no_cycle() -> None:
     graph = {_module_name(p): _imports(p) for p in HERE.rglob("*.py")}
-    assert graph[f"{PACKAGE}.cli"] >= {f"{PACKAGE}.targets", f"{PACKAGE}.matrix"}  # the walk sees imports
+    assert graph[f"{PACKAGE}.cli"] >= {f"{PACKAGE}.options", f"{PACKAGE}.matrix"}  # the walk sees imports
     done: set[str] = set()
 
     def visit(node: str, path: tuple[str, ...]) -> None:
