@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if s.xfails or n[XFAIL] or n[XPASS]:
         counts += [f"{n[XFAIL]} xfail", f"{n[XPASS]} xpass"]
     counts.append(f"{n['not supported']} not supported")
-    verdict = "DOES NOT CONFORM" if n["fail"] else "CONFORMS"
+    verdict = "DOES NOT CONFORM" if failing else "CONFORMS"
     print(f"\n{target.name}: {verdict} to profile {s.profile} ({', '.join(counts)}) "
           f"in {round(time.perf_counter() - t0, 2)} s")
     xpassed = [r.property for r in results if r.status == XPASS]

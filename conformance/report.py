@@ -18,6 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .engine import Result
+from .xfails import fails_run
 
 SCHEMA = "adamax-conformance/1"
 
@@ -28,13 +29,14 @@ def to_json(results: Sequence[Result], meta: dict[str, Any]) -> str:
 
 
 def to_junit(results: Sequence[Result], meta: dict[str, Any]) -> str:
-    fails = sum(r.status in ("fail", "error") for r in results)
+    strict = bool(meta.get("strict_xfails"))
+    fails = sum(fails_run(r.status, strict=strict) for r in results)
     skips = sum(r.status in ("not supported", "xfail") for r in results)
     name = escape(f"{meta['target']} [{meta['profile']}]", {'"': "&quot;"})
     out = [f'<testsuite name="{name}" tests="{len(results)}" failures="{fails}" skipped="{skips}">']
     for r in results:
         out.append(f'  <testcase classname="{name}" name="{escape(r.property)}" time="{r.seconds:.3f}">')
-        if r.status in ("fail", "error"):
+        if fails_run(r.status, strict=strict):
             out.append(f'    <failure message="{escape(r.detail, {chr(34): "&quot;"})}">'
                        f"{escape(r.reproducer)}</failure>")
         elif r.status in ("not supported", "xfail"):
@@ -102,8 +104,7 @@ def to_html(results: Sequence[Result], meta: dict[str, Any]) -> str:
     def e(text: str, quote: bool = False) -> str:  # text content keeps its quotes readable
         return html.escape(text, quote=quote)
 
-    failing = ("fail", "error", "xpass") if meta.get("strict_xfails") else ("fail", "error")
-    failed = [r for r in results if r.status in failing]
+    failed = [r for r in results if fails_run(r.status, strict=bool(meta.get("strict_xfails")))]
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

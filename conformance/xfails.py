@@ -34,6 +34,13 @@ class Outcome:
     note: str = ""
 
 
+def fails_run(status: str, *, strict: bool = False) -> bool:
+    """Whether a result of this (already classified) status fails the run: ``fail`` and
+    ``error`` always, ``xpass`` under ``--strict-xfails``.  The CLI's exit code and verdict, and
+    every report format, read it from here."""
+    return status in ("fail", "error") or (strict and status == XPASS)
+
+
 def classify(prop: str, status: str, xfails: Iterable[str], *, strict: bool = False) -> Outcome:
     """The outcome of property ``prop`` whose check ended in ``status``, given the xfailed ids.
 
@@ -45,8 +52,9 @@ def classify(prop: str, status: str, xfails: Iterable[str], *, strict: bool = Fa
         return Outcome(XFAIL, False, "expected to fail (listed in the xfails file)")
     if listed and status == "pass":
         note = "listed in the xfails file but passes: take it off the list"
-        return Outcome(XPASS, strict, note + (" (strict xfails: this fails the run)" if strict else ""))
-    return Outcome(status, status in ("fail", "error"))
+        return Outcome(XPASS, fails_run(XPASS, strict=strict),
+                       note + (" (strict xfails: this fails the run)" if strict else ""))
+    return Outcome(status, fails_run(status))
 
 
 def tally(statuses: Iterable[str]) -> dict[str, int]:

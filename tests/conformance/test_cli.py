@@ -448,8 +448,11 @@ def test_xfail_and_xpass_are_reported_and_counted(user: str, tmp_path: Path,
     assert "CONFORMS to profile keras (0 pass, 0 fail, 1 xfail, 1 xpass, 1 not supported)" in out, out
     assert "--- reproducer" not in out  # an expected failure is not a failure to act on
     # --strict-xfails: the XPASS fails the run
-    code, out, _ = run_cli(capsys, *args, "--strict-xfails")
+    junit = tmp_path / "x.xml"
+    code, out, _ = run_cli(capsys, *args, "--strict-xfails", "--report", str(junit))
     assert code == 1 and "XPASS: D-1" in out and "the run fails" in out, out
+    assert "DOES NOT CONFORM to profile keras" in out, out  # the verdict line agrees with the exit code
+    assert 'failures="1"' in junit.read_text()  # and so does the JUnit report a CI reads
 
 
 def test_xfails_never_hide_a_failure_that_is_not_listed(user: str, tmp_path: Path,

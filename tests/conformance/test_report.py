@@ -232,11 +232,14 @@ def test_plots_for_one_target(tmp_path: Path) -> None:
     assert plots.write_target_plots([], {"target": "x", "profile": "keras"}, tmp_path / "none") == []
 
 
-def test_html_verdict_counts_an_xpass_only_under_strict_xfails() -> None:
+def test_html_and_junit_count_an_xpass_only_under_strict_xfails() -> None:
     results = [report.Result("U-1", "dense", "xpass", 1, 0.1, "listed in the xfails file but passed"),
                report.Result("T-1", "counter", "xfail", 1, 0.1, "step 1: ...")]
     meta = {"target": "x", "profile": "keras", "complete": True}
     assert "CONFORMS: 1 xpass, 1 xfail" in report.to_html(results, meta)
     assert "DOES NOT CONFORM" in report.to_html(results, {**meta, "strict_xfails": True})
+    assert 'failures="0"' in report.to_junit(results, meta)
+    strict_junit = report.to_junit(results, {**meta, "strict_xfails": True})
+    assert 'failures="1"' in strict_junit and strict_junit.count("<failure ") == 1
     partial_run = report.to_html(results[:1], {**meta, "complete": False})
     assert "incomplete run" in partial_run
