@@ -10,8 +10,10 @@ gradient, rows a lazy sparse step skips) must stay bit-identical (:func:`unchang
 
 The ratios of all steps and parameters are gathered in a :class:`Found`, as parallel
 arrays; :func:`make_verdict` then picks the worst comparison and the first failures
-(ordered by step, parameter and quantity) and builds their :class:`Comparison` only
-for those, from the makers recorded with each block.
+(ordered by step, parameter and quantity: m and u before the w computed from them) and
+builds their :class:`Comparison` only for those, from the makers recorded with each block.
+A comparison whose bound is the underflow allowance alone (a value the rule determines
+exactly) is described by its absolute error, not by an astronomical ratio to that bound.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ from typing import Any
 import numpy as np
 
 from adamax_spec.reference import exact
-from adamax_spec.reference.formats import ulp
+from adamax_spec.reference.formats import fmt, ulp
 from adamax_spec.reference.model import Variant
 
-__all__ = ["Comparison", "Found", "Verdict", "exact_nan", "make_verdict", "ratio_to_bound", "same_state", "unchanged"]
+__all__ = ["UNDERFLOW_ALLOWANCE", "Comparison", "Found", "Verdict", "exact_nan", "make_verdict", "ratio_to_bound",
+           "same_state", "unchanged"]
+
+#: A bound of at most this many smallest normals is the underflow allowance alone (the bounds of
+#: docs/error-model.md add a few ``tiny`` per operation): :attr:`Comparison.exact`.
+UNDERFLOW_ALLOWANCE = 8
 
 
 @dataclass
@@ -42,13 +49,22 @@ class Comparison:
     bound: float
     ratio: float  # |actual - expected| / bound  (inf for NaN where a number was due)
     ulps: float  # |actual - expected| in ULPs of the target's dtype
+    tiny: float = 0.0  # the smallest normal number of the target's dtype
+
+    @property
+    def exact(self) -> bool:
+        """Whether the bound is the underflow allowance alone (a few ``tiny``): the rule leaves
+        no rounding to this value (it is exact, zero or subnormal), so any real error is an
+        astronomical multiple of the bound, and the absolute error says more."""
+        return 0 < self.bound <= UNDERFLOW_ALLOWANCE * self.tiny and math.isfinite(self.ratio)
 
     def describe(self) -> str:
-        return (
-            f"step {self.step}, params[{self.param}]{list(self.index)}, {self.quantity}: "
-            f"expected {self.expected!r}, got {self.actual!r} "
-            f"({self.ratio:.3g} x bound, {self.ulps:.3g} ULP; bound {self.bound:.3g})"
-        )
+        where = f"step {self.step}, params[{self.param}]{list(self.index)}, {self.quantity}: "
+        seen = f"expected {self.expected!r}, got {self.actual!r} "
+        if self.exact:
+            return (where + seen + f"(off by {abs(self.actual - self.expected):.3g}, {self.ulps:.3g} ULP, where "
+                    f"the rule leaves no rounding: its bound {self.bound:.3g} is the underflow allowance alone)")
+        return where + seen + f"({self.ratio:.3g} x bound, {self.ulps:.3g} ULP; bound {self.bound:.3g})"
 
 
 @dataclass
@@ -152,11 +168,13 @@ def make_verdict(found: Found, v: Variant, name: str, max_failures: int, shapes:
     keys = np.concatenate(found.keys, axis=1)
     ratio = np.concatenate(found.ratio)
     r = np.nan_to_num(ratio, nan=-1.0)
-    # order: step, parameter, quantity (unchanged, w, m, u), worst ratio first
+    # order: step, parameter, quantity in the order a step computes them (unchanged, m, u, then w,
+    # which is computed from them: a wrong u is named before the w it made wrong), worst ratio first
+    q = np.where(keys[2] == 0, 3, keys[2])
     top = np.flatnonzero(r == r.max())
-    worst_j = int(top[np.lexsort((keys[2, top], keys[1, top], keys[0, top]))[0]])
+    worst_j = int(top[np.lexsort((q[top], keys[1, top], keys[0, top]))[0]])
     bad = np.flatnonzero(r > 1.0)
-    bad = bad[np.lexsort((-r[bad], keys[2, bad], keys[1, bad], keys[0, bad]))][:max_failures]
+    bad = bad[np.lexsort((-r[bad], q[bad], keys[1, bad], keys[0, bad]))][:max_failures]
     starts = np.cumsum([0] + [n for _, n in found.makers])
 
     def comparison(j: int) -> Comparison:
@@ -169,7 +187,8 @@ def make_verdict(found: Found, v: Variant, name: str, max_failures: int, shapes:
         ulps = float(diff[o] / ulp(np.asarray(expected), dtype))
         if np.isnan(actual) and not np.isnan(expected):
             ulps = math.inf
-        return Comparison(step, param, idx, q, expected, actual, float(bnd[o]), float(ratio[j]), ulps)
+        return Comparison(step, param, idx, q, expected, actual, float(bnd[o]), float(ratio[j]), ulps,
+                          fmt(dtype).tiny)
 
     worst = comparison(worst_j)
     failures = [comparison(int(j)) for j in bad]
