@@ -19,11 +19,15 @@ from adamax_spec.reference.verdict import Verdict
 
 from .case import Case, Target, Trajectory
 
-__all__ = ["SHRINK_BUDGET", "Check", "Finding", "Property", "profile_rules"]
+__all__ = ["MINIMIZE_BUDGET", "SHRINK_BUDGET", "Check", "Finding", "Property", "profile_rules"]
 
 #: Target runs hypothesis may spend shrinking one property's failure; past it the smallest
 #: failing example found so far is reported (a count, not a time: runs stay deterministic).
 SHRINK_BUDGET = 25
+#: Target runs the engine may spend minimizing a shrunk failure (:mod:`.minimize`: fewer steps,
+#: parameters, rows and columns, simpler values), each candidate kept only if it still fails
+#: the same way; past it the smallest failing case so far is reported.
+MINIMIZE_BUDGET = 40
 
 
 def profile_rules(variant: str) -> Profile | None:
@@ -38,13 +42,23 @@ def profile_rules(variant: str) -> Profile | None:
 
 @dataclass
 class Finding:
-    """Why one example failed: ``kind`` "fail" (the target) or "error" (the suite itself)."""
+    """Why one example failed: ``kind`` "fail" (the target) or "error" (the suite itself).
+
+    ``structural``: a fault of the run itself (the target raised, modified its inputs, returned
+    wrong shapes, dtype or device), which ``owner`` (``I-1``, ``D-1``; ``None``: the first
+    property that meets it) reports for the whole run; ``raised``: the target's exception.
+    ``drawn``: the example as the property drew it (the case, or the case with more data), which
+    a reproducer replays."""
 
     message: str
     case: Case | None = None
     verdict: Verdict | None = None
     kind: str = "fail"
     diagnosis: str = ""
+    structural: bool = False
+    owner: str | None = None
+    raised: BaseException | None = None
+    drawn: Any = None
 
 
 #: ``check(target, drawn example, variant, run) -> Finding | None``; ``run(case)`` runs the
@@ -63,3 +77,4 @@ class Property:
     check: Check | None = None  # None: run the target, judge with the reference
     scale: Callable[[int], int] = field(default=lambda n: n)  # examples for a run of n
     shrink: int = SHRINK_BUDGET  # target runs allowed for shrinking a failure (long cases: few)
+    minimize: int = MINIMIZE_BUDGET  # target runs allowed for minimizing it after (long cases: few)

@@ -72,9 +72,10 @@ U_2 = Property("U-2", "float16, bfloat16 and float64 weights follow the same rul
                frozenset({"dense"}), lambda: S.dense_cases(dtypes=("float16", "bfloat16", "float64")))
 U_3 = Property("U-3", "long runs (up to 150 steps) stay within the per-step bound",
                frozenset({"dense"}), lambda: S.dense_cases(max_steps=150), scale=lambda n: max(2, n // 10),
-               shrink=8)
+               shrink=8, minimize=20)
 T_1 = Property("T-1", "step counts past 2048 (float16 / low-precision counters) keep counting",
-               frozenset({"dense"}), lambda: S.counter_cases(), scale=lambda n: max(1, n // 25), shrink=2)
+               frozenset({"dense"}), lambda: S.counter_cases(), scale=lambda n: max(1, n // 25), shrink=2,
+               minimize=12)
 INV_MOMENTS = Property("INV-moments", "|m| <= u*(1-b1)(1-(b1/b2)^t)/(1-b1/b2), u >= |g|, u >= b2*u (long runs)",
                        frozenset({"state"}), lambda: S.invariant_cases(), check=_invariant_check,
-                       scale=lambda n: max(2, n // 5), shrink=8)
+                       scale=lambda n: max(2, n // 5), shrink=8, minimize=20)
