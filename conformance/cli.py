@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .options import CLI_PREFIX, OPTIONS, OptionError, command_line, load, settings, write_outputs
+from .options import CLI_PREFIX, OPTIONS, OptionError, command_line, load, settings, source, write_outputs
 from .xfails import XFAIL, XPASS, classify, tally
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_all(target, s.profile, examples=s.examples, seed=s.seed, only=list(s.only) or None,
-                require=s.require, xfails=None, timeout=s.timeout, rerun=rerun, progress=progress)
+                require=s.require, xfails=None, timeout=s.timeout, rerun=rerun, source=source(s),
+                progress=progress)
     except KeyboardInterrupt:
         write_outputs(s, target, results, time.perf_counter() - t0, False)
         print(f"\n{target.name}: interrupted after {len(results)} properties; reports keep them", flush=True)
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = [f"{n['pass']} pass", f"{n['fail']} fail"]
     if s.xfails or n[XFAIL] or n[XPASS]:
         counts += [f"{n[XFAIL]} xfail", f"{n[XPASS]} xpass"]
+    if n.get("skipped"):  # a root cause another property reports (engine.Causes): not a failure of its own
+        counts.append(f"{n['skipped']} skipped (same root cause)")
     counts.append(f"{n['not supported']} not supported")
     verdict = "DOES NOT CONFORM" if failing else "CONFORMS"
     print(f"\n{target.name}: {verdict} to profile {s.profile} ({', '.join(counts)}) "

@@ -18,15 +18,18 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adamax_spec.profiles import PROFILE_NAMES
 
 from . import xfails as _xfails
 from .case import CAPABILITIES
 
+if TYPE_CHECKING:
+    from .reproducer import Source
+
 __all__ = ["CLI_PREFIX", "OPTIONS", "PLUGIN_PREFIX", "Option", "OptionError", "Settings", "command_line", "load",
-           "meta", "parse_option", "property_ids", "settings", "write_outputs"]
+           "meta", "parse_option", "property_ids", "reproducer_files", "settings", "source", "write_outputs"]
 
 CLI_PREFIX, PLUGIN_PREFIX = "--", "--adamax-"
 
@@ -108,6 +111,9 @@ OPTIONS: tuple[Option, ...] = (
            "in bound units and ULP, and each failing property's worst comparison", metavar="DIR"),
     Option("option", "a keyword argument for the class or factory the target names, e.g. lr=0.01; VALUE is a "
            "Python literal, else a string (repeatable)", (), metavar="KEY=VALUE", repeat=True),
+    Option("reproducer", "write each failure's reproducer, a script that loads the target as this run did, replays "
+           "the failing case and exits 1 while it still fails: to FILE when one property fails, else one file per "
+           "property, its id before the suffix (FILE repro.py: repro-U-1.py, repro-D-1.py)", metavar="FILE"),
 )
 
 
@@ -134,6 +140,8 @@ class Settings:
     plots: str | None
     #: keyword arguments for the target's class or factory (``--option``)
     options: dict[str, Any]
+    #: where the failures' reproducer scripts go (``--reproducer``); ``None``: nowhere
+    reproducer: str | None = None
 
 
 def property_ids(ids: Iterable[str], what: str) -> list[str]:
@@ -210,7 +218,8 @@ def settings(values: dict[str, Any], prefix: str = CLI_PREFIX) -> Settings:
     return Settings(target=v["target"], profile=v["profile"], backend=v["backend"], examples=v["examples"],
                     seed=v["seed"], xfails=frozenset(xfailed), xfails_file=v["xfails"],
                     strict_xfails=bool(v["strict_xfails"]), require=frozenset(v["require"]), only=tuple(only),
-                    timeout=timeout or None, reports=tuple(v["report"]), plots=v["plots"], options=options)
+                    timeout=timeout or None, reports=tuple(v["report"]), plots=v["plots"], options=options,
+                    reproducer=v["reproducer"])
 
 
 def command_line(s: Settings, prefix: str = CLI_PREFIX, only: Sequence[str] = ()) -> str:
@@ -240,6 +249,28 @@ def load(s: Settings) -> Any:
     except Exception as e:  # the target's own code (an import, a factory) raised
         first = str(e).splitlines()[0] if str(e) else ""
         raise OptionError(f"cannot load {s.target!r}: {type(e).__name__}" + (f": {first}" if first else "")) from None
+
+
+def source(s: Settings) -> Source:
+    """How this run loads its target, for the reproducers (which load it the same way)."""
+    from .reproducer import Source
+
+    assert s.target is not None
+    return Source(s.target, s.profile, s.backend, dict(s.options), s.timeout)
+
+
+def reproducer_files(path: str, results: list[Any]) -> list[str]:
+    """Write the reproducer of each failing result (``fail``): to ``path`` when one property
+    fails, else to ``path`` with ``-ID`` before its suffix for each; the files written."""
+    failed = [r for r in results if r.status == "fail" and r.reproducer]
+    base = Path(path)
+    out = []
+    for r in failed:
+        f = base if len(failed) == 1 else base.with_name(f"{base.stem}-{r.property}{base.suffix}")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(r.reproducer)
+        out.append(str(f))
+    return out
 
 
 def meta(s: Settings, target: str, seconds: float, complete: bool) -> dict[str, Any]:
@@ -275,4 +306,7 @@ def write_outputs(s: Settings, target: Any, results: list[Any], seconds: float, 
         written = write_target_plots(results, m, s.plots)
         lines += [f"plot: {p}" for p in written] or ["no plot: nothing to draw (no error curve, no failing "
                                                      "comparison)"]
+    if complete and s.reproducer:
+        lines += [f"reproducer: {f} (python {f})" for f in reproducer_files(s.reproducer, results)] or \
+            ["no reproducer: nothing failed"]
     return lines

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .options import OPTIONS, PLUGIN_PREFIX, OptionError, Settings, command_line, load, settings, write_outputs
+from .options import OPTIONS, PLUGIN_PREFIX, OptionError, Settings, command_line, load, settings, source, write_outputs
 from .xfails import XFAIL, XPASS, classify
 
 
@@ -37,6 +37,8 @@ class _Run:
     t0: float = field(default_factory=time.perf_counter)
     #: what the run's end tells the user (where the plot went)
     notes: list[str] = field(default_factory=list)
+    #: the run's root causes, so that each fails one item (the others are skipped: engine.Causes)
+    causes: Any = None
 
 
 _RUN = pytest.StashKey[_Run]()
@@ -96,14 +98,18 @@ def _check(run: _Run, prop: Any, target: Any, node: Any) -> None:
 
     s = run.settings
     rerun = f"pytest --adamax-target {s.target} {command_line(s, PLUGIN_PREFIX, only=[prop.id])}"
+    if run.causes is None:
+        from .engine import Causes
+
+        run.causes = Causes(tuple(p.id for p in _selected(run)))
     r = run_property(prop, target, s.profile, examples=prop.scale(s.examples), seed=s.seed, require=s.require,
-                     timeout=s.timeout, rerun=rerun)
+                     timeout=s.timeout, rerun=rerun, source=source(s), causes=run.causes)
     outcome = classify(r.property, r.status, s.xfails, strict=s.strict_xfails)
     r.status = outcome.status
     if outcome.status == XPASS:
         r.detail = outcome.note
     run.results.append(r)
-    if r.status == "not supported":
+    if r.status in ("not supported", "skipped"):  # skipped: a root cause another item reports
         pytest.skip(r.detail)
     if r.status == XFAIL:
         pytest.xfail(f"{r.property}: {r.detail.splitlines()[0] if r.detail else outcome.note}")

@@ -21,6 +21,8 @@ from .engine import Result
 from .xfails import fails_run
 
 SCHEMA = "adamax-conformance/1"
+#: statuses JUnit reports as skipped ("skipped": a root cause another property reports, engine.Causes)
+_SKIPS = ("not supported", "xfail", "skipped")
 
 
 def to_json(results: Sequence[Result], meta: dict[str, Any]) -> str:
@@ -31,7 +33,7 @@ def to_json(results: Sequence[Result], meta: dict[str, Any]) -> str:
 def to_junit(results: Sequence[Result], meta: dict[str, Any]) -> str:
     strict = bool(meta.get("strict_xfails"))
     fails = sum(fails_run(r.status, strict=strict) for r in results)
-    skips = sum(r.status in ("not supported", "xfail") for r in results)
+    skips = sum(r.status in _SKIPS for r in results)
     name = escape(f"{meta['target']} [{meta['profile']}]", {'"': "&quot;"})
     out = [f'<testsuite name="{name}" tests="{len(results)}" failures="{fails}" skipped="{skips}">']
     for r in results:
@@ -39,7 +41,7 @@ def to_junit(results: Sequence[Result], meta: dict[str, Any]) -> str:
         if fails_run(r.status, strict=strict):
             out.append(f'    <failure message="{escape(r.detail, {chr(34): "&quot;"})}">'
                        f"{escape(r.reproducer)}</failure>")
-        elif r.status in ("not supported", "xfail"):
+        elif r.status in _SKIPS:
             out.append(f'    <skipped message="{escape(r.status + ": " + r.detail, {chr(34): "&quot;"})}"/>')
         out.append("  </testcase>")
     out.append("</testsuite>")
@@ -67,7 +69,7 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertica
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; white-space: pre-wrap; }
 td pre { margin: 0; padding: 0.3em; }
 .pass { color: #176f2c; } .fail, .error, .xpass { color: #b00020; font-weight: bold; }
-.xfail, .not-supported { color: #8a6d00; }
+.xfail, .not-supported, .skipped { color: #8a6d00; }
 img { max-width: 100%; }
 """
 

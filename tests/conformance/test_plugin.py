@@ -168,3 +168,20 @@ def test_plugin_option_reaches_the_target(tmp_path: Path) -> None:
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
     r = _pytest(tmp_path, *args, "--adamax-option", "scale=2.0")
     assert r.returncode == 1 and "1 failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_plugin_reports_one_root_cause_once_and_writes_its_reproducer(tmp_path: Path) -> None:
+    """Weights returned in float64: D-1's item fails, U-1's is skipped pointing there, as in the
+    CLI (engine.Causes); ``--adamax-reproducer`` writes the script the CLI writes."""
+    (tmp_path / "upcast.py").write_text(STEPS + textwrap.dedent("""
+        def upcasts(w, g, m, u, **kw):
+            w, m, u = good(w, g, m, u, **kw)
+            return w.astype(np.float64), m, u
+    """))
+    script = tmp_path / "repro.py"
+    r = _pytest(tmp_path, "--adamax-target", "upcast:upcasts", "--adamax-examples", "3", "--adamax-only", "U-1",
+                "--adamax-only", "D-1", "--adamax-reproducer", str(script), "-rs")
+    assert r.returncode == 1 and "1 failed, 1 skipped" in r.stdout, r.stdout + r.stderr
+    assert "same root cause as D-1 (see there)" in r.stdout, r.stdout
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "FAIL D-1" in done.stdout, done.stdout + done.stderr
