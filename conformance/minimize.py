@@ -403,11 +403,14 @@ def _unit(a: Any) -> Any:
 
 def _simple_hyper(hyper: dict[str, Any]) -> dict[str, Any]:
     """The learning rate, betas and epsilon with the fewest significant digits (one or two) that
-    keep a beta below 1."""
+    keep a beta below 1; a beta below 1e-6 becomes 0."""
     out = dict(hyper)
     for key in ("learning_rate", "beta_1", "beta_2", "epsilon"):
         v = out.get(key)
         if not isinstance(v, float) or not np.isfinite(v) or v == 0:
+            continue
+        if key.startswith("beta") and 0 < v < 1e-6:  # a beta drawn next to 0 (a subnormal, say): 0
+            out[key] = 0.0
             continue
         for digits in (1, 2):
             r = float(f"{v:.{digits}g}")

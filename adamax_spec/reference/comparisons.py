@@ -53,17 +53,19 @@ class Comparison:
 
     @property
     def exact(self) -> bool:
-        """Whether the bound is the underflow allowance alone (a few ``tiny``): the rule leaves
-        no rounding to this value (it is exact, zero or subnormal), so any real error is an
-        astronomical multiple of the bound, and the absolute error says more."""
-        return 0 < self.bound <= UNDERFLOW_ALLOWANCE * self.tiny and math.isfinite(self.ratio)
+        """Whether the bound is the underflow allowance alone (a few ``tiny``) and both values are
+        finite: the rule leaves no rounding to this value (it is exact, zero or subnormal), so any
+        real error is an astronomical multiple of the bound, and the absolute error says more."""
+        return (0 < self.bound <= UNDERFLOW_ALLOWANCE * self.tiny and math.isfinite(self.expected)
+                and math.isfinite(self.actual))
 
     def describe(self) -> str:
         where = f"step {self.step}, params[{self.param}]{list(self.index)}, {self.quantity}: "
         seen = f"expected {self.expected!r}, got {self.actual!r} "
-        if self.exact:
-            return (where + seen + f"(off by {abs(self.actual - self.expected):.3g}, {self.ulps:.3g} ULP, where "
-                    f"the rule leaves no rounding: its bound {self.bound:.3g} is the underflow allowance alone)")
+        if self.exact:  # no ULP figure for an expected value below the smallest normal: its ULP is subnormal
+            ulps = f", {self.ulps:.3g} ULP" if abs(self.expected) >= self.tiny else ""
+            return (where + seen + f"(off by {abs(self.actual - self.expected):.3g}{ulps}, where the rule leaves "
+                    f"no rounding: its bound {self.bound:.3g} is the underflow allowance alone)")
         return where + seen + f"({self.ratio:.3g} x bound, {self.ulps:.3g} ULP; bound {self.bound:.3g})"
 
 

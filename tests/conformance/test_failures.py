@@ -108,6 +108,12 @@ def test_a_comparison_the_rule_leaves_exact_states_the_absolute_error() -> None:
     c = Comparison(1, 0, (), "u", 0.1, 0.10000009834766388, 1.0125 * tiny, 8.16e30, 13.0, tiny)
     assert c.exact and "x bound" not in c.describe()
     assert "expected 0.1, got 0.10000009834766388 (off by 9.83e-08, 13 ULP" in c.describe()
+    zero = Comparison(2, 0, (1,), "m", 0.0, 1e-7, 1.0125 * tiny, 8.4e30, 4.5e8, tiny)  # no subnormal "ULP"
+    assert "expected 0.0, got 1e-07 (off by 1e-07, where the rule leaves no rounding" in zero.describe()
+    huge = Comparison(1, 0, (), "u", 1.0, 1e30, 2.25e-308, float("inf"), 4.5e45, 2.2250738585072014e-308)
+    assert huge.exact and "(off by 1e+30, 4.5e+45 ULP" in huge.describe()
+    nan = Comparison(1, 0, (), "w", 1.0, float("nan"), 1.0125 * tiny, float("inf"), float("inf"), tiny)
+    assert not nan.exact and "inf x bound" in nan.describe()  # NaN where a number was due: no "off by"
     usual = Comparison(1, 0, (), "w", 1.0, 1.1, 2e-7, 5e5, 8e5, tiny)
     assert not usual.exact and "5e+05 x bound" in usual.describe()
 
