@@ -839,3 +839,38 @@ def test_a_wrong_state_is_named_before_the_weights(user: str, tmp_path: Path,
     failures = r["verdict"]["failures"]  # by step, then m and u before the w computed from them
     same_step = [f["quantity"] for f in failures if f["step"] == failures[0]["step"]]
     assert same_step[0] == "u" and "w" in same_step, failures
+
+
+def test_the_guides_failing_run_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/guide.md, "Reading a report", prints a run and its reproducer: the same command prints
+    the same lines (but the time taken), and the reproducer, pasted, prints the same failure."""
+    import re
+    import shlex
+
+    guide = (Path(__file__).parents[2] / "docs" / "guide.md").read_text()
+    block = re.search(r"```console\n(\$ adamax-conformance mymodule:my_step .*?)```", guide, re.S)
+    assert block is not None
+    text = block.group(1)
+    command, rest = text.split("\n", 1)
+    shown, replayed = rest.split('$ python repro.py; echo "exit $?"\n')
+    (tmp_path / "mymodule.py").write_text(textwrap.dedent('''
+        import numpy as np
+
+        def my_step(w, g, m, u, *, t, lr, beta_1, beta_2, epsilon):
+            m = beta_1 * m + (1 - beta_1) * g
+            u = np.maximum(beta_2 * u, np.abs(g) + epsilon)
+            return w - (lr / (1 - beta_1 ** t)) * m / u, m, u
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, *shlex.split(command)[2:])
+
+    def untimed(s: str) -> str:
+        return re.sub(r" in [0-9.]+ s\n", " in T s\n", s).strip()
+
+    assert code == 1 and untimed(out) == untimed(shown), out
+    pasted = shown.split("--- reproducer for U-1 ---\n")[1].split("\n\n\nmymodule:my_step:")[0]
+    (tmp_path / "pasted.py").write_text(pasted + "\n")
+    done = _replay(tmp_path / "pasted.py", tmp_path)
+    assert f"{done.stdout}exit {done.returncode}\n" == replayed
