@@ -44,7 +44,7 @@ from .diagnosis import diagnose
 from .minimize import minimize
 from .properties import PROPERTIES
 from .property import Finding, Property
-from .reproducer import Source, reproducer, verdict_dict
+from .reproducer import Source, failing_inputs, reproducer, verdict_dict
 from .timeout import TimedOut, call
 from .trial import case_of, outcome, runner, signature
 
@@ -209,7 +209,8 @@ def _describe(r: Result, prop: Property, finding: Finding, target: Target, varia
     if finding.kind == "fail" and finding.drawn is not None:
         run = runner(target, timeout)
         finding, _ = minimize(finding, lambda d: outcome(prop, target, variant, d, run), prop.minimize)
-    r.detail = finding.message
+    inputs = failing_inputs(finding.message, finding.case)
+    r.detail = finding.message + (f"\n{inputs}" if inputs else "")
     if finding.case is not None and finding.verdict is not None and finding.kind == "fail" and prop.check is None:
         try:
             traj = call(lambda: target.run(finding.case), timeout)  # type: ignore[arg-type]
@@ -232,7 +233,7 @@ def _missed(r: Result, prop: Property, pending: list[tuple[str, Finding, str]], 
     meet itself (its examples, tried first, normally make it meet them)."""
     if not pending:
         return r
-    met = signature(r.detail.split("\ndiagnosis:")[0]) if r.status in ("fail", "error") else None
+    met = signature(r.detail.splitlines()[0]) if r.status in ("fail", "error") and r.detail else None
     for sig, finding, seen_in in pending:
         if sig == met:
             continue

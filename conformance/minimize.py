@@ -33,7 +33,6 @@ flat index: its shapes and repeated steps stay as drawn).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +43,7 @@ from adamax_spec.reference.formats import round_to
 from .case import Case, SparseGrad
 from .diagnosis import MARGINAL
 from .property import Finding
-from .trial import case_of, signature
+from .trial import case_of, failing_element, failing_step, signature
 
 __all__ = ["LONG_RUN", "minimize", "same_failure"]
 
@@ -76,18 +75,6 @@ def same_failure(a: Finding, b: Finding | None) -> bool:
 def _frame(message: str) -> tuple[bool, ...]:
     return (message.startswith("elements with finite gradients"), "(parameter group" in message,
             "its step count" in message)
-
-
-def _failing_step(message: str) -> int | None:
-    m = re.search(r"\bstep (\d+)\b", message)
-    return int(m.group(1)) if m else None
-
-
-def _failing_element(message: str) -> tuple[int, tuple[int, ...]] | None:
-    m = re.search(r"params\[(\d+)\]\[([0-9, ]*)\]", message)
-    if not m:
-        return None
-    return int(m.group(1)), tuple(int(x) for x in m.group(2).replace(" ", "").split(",") if x)
 
 
 @dataclasses.dataclass
@@ -180,7 +167,7 @@ def _truncate(ex: _Example, k: int) -> _Example:
 
 def _cut(s: _Search) -> None:
     steps = s.example.case.steps
-    k = _failing_step(s.best.message)
+    k = failing_step(s.best.message)
     if k is not None and 0 < k < steps:
         s.tries(_truncate(s.example, k))
         return
@@ -208,7 +195,7 @@ def _drop_parameters(s: _Search) -> None:
     n = len(s.example.case.params)
     if n < 2:
         return
-    at = _failing_element(s.best.message)
+    at = failing_element(s.best.message)
     if at is not None and at[0] < n and s.tries(_keep_params(s.example, [at[0]])):
         return
     for i in reversed(range(n)):
@@ -328,7 +315,7 @@ def _take(ex: _Example, i: int, axis: int, keep: np.ndarray) -> _Example:
 def _shapes(s: _Search) -> None:
     if s.example.where is not None:
         return
-    at = _failing_element(s.best.message)
+    at = failing_element(s.best.message)
     n = len(s.example.case.params)
     order = ([at[0]] if at is not None and at[0] < n else []) + [i for i in range(n) if at is None or i != at[0]]
     for i in order:
@@ -337,7 +324,7 @@ def _shapes(s: _Search) -> None:
                 size = np.shape(s.example.case.params[i])[axis]
                 if size < 2:
                     break
-                at = _failing_element(s.best.message)
+                at = failing_element(s.best.message)
                 j = at[1][axis] if at is not None and at[0] == i and axis < len(at[1]) else 0
                 j = min(j, size - 1)
                 if s.tries(_take(s.example, i, axis, np.array([j]))):

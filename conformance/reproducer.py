@@ -32,7 +32,7 @@ from .case import Case, SparseGrad, Unsupported
 from .property import Finding
 from .timeout import TimedOut
 
-__all__ = ["Source", "replay", "reproducer", "verdict_dict"]
+__all__ = ["Source", "failing_inputs", "replay", "reproducer", "verdict_dict"]
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
@@ -179,6 +179,9 @@ def reproducer(prop_id: str, title: str, finding: Finding, source: Source | None
             "# Run it where the run ran (TARGET is imported from there): python this_file.py",
             "# It prints the failure and exits 1 while the target still fails, 0 once it passes."]
     head += _comment(f"failure: {finding.message}")
+    inputs = failing_inputs(finding.message, finding.case)
+    if inputs:
+        head += _comment(inputs)
     if finding.verdict is not None and len(finding.verdict.failures) > 1:
         head.append("# more comparisons (error in bound units and ULP):")
         head += [f"#   {c.describe()}" for c in finding.verdict.failures[1:3]]
@@ -218,6 +221,33 @@ def _uses(text: str, name: str) -> bool:
     import re
 
     return re.search(rf"(?<![\w.'\"]){name}(?![\w'\"])", text) is not None
+
+
+def failing_inputs(message: str, case: Case | None) -> str:
+    """The inputs of the element a finding names, at the step it names (its gradient, and its
+    starting weight at step 1): ``inputs of step 3, params[0][1]: g = 0.5``; empty if the message
+    names no element of ``case``."""
+    from .trial import failing_element, failing_step
+
+    k, at = failing_step(message), failing_element(message)
+    if case is None or k is None or at is None or not 0 < k <= case.steps:
+        return ""
+    i, idx = at
+    if i >= len(case.params) or len(idx) != np.ndim(case.params[i]) or \
+            any(not 0 <= j < n for j, n in zip(idx, np.shape(case.params[i]), strict=True)):
+        return ""
+    g = case.grads[k - 1][i]
+    if g is None:
+        what = "no gradient"
+    elif isinstance(g, SparseGrad):
+        rows = np.asarray(g.indices) == idx[0]
+        vals = [_shortest(float(v), case.dtype) for v in np.asarray(g.values)[rows][(slice(None), *idx[1:])]]
+        what = f"g = {' + '.join(vals)} (the sparse entries naming row {idx[0]})" if vals else \
+            f"no sparse entry names row {idx[0]}"
+    else:
+        what = f"g = {_shortest(float(np.asarray(g)[idx]), case.dtype)}"
+    start = f", w = {_shortest(float(np.asarray(case.params[i])[idx]), case.dtype)} before it" if k == 1 else ""
+    return f"inputs of step {k}, params[{i}]{list(idx)}: {what}{start}"
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -289,4 +319,7 @@ def replay(target: str | None, property_id: str, drawn: Any, *, profile: str, ba
             print(f"the target raised at step {k} of {case.steps}" if k else
                   "the target raised on the whole case only", flush=True)
     print(f"FAIL {prop.id} ({prop.title}): {finding.message}", flush=True)
+    inputs = failing_inputs(finding.message, finding.case)
+    if inputs:
+        print(inputs, flush=True)
     return 1

@@ -25,7 +25,7 @@ from .properties.judging import reference_check
 from .property import Finding, Property
 from .timeout import TimedOut, call
 
-__all__ = ["Fault", "case_of", "outcome", "runner", "signature"]
+__all__ = ["Fault", "case_of", "failing_element", "failing_step", "outcome", "runner", "signature"]
 
 #: structural faults and the property that owns each (the message ends with its id)
 _OWNERS = ("I-1", "D-1")
@@ -99,3 +99,17 @@ def signature(message: str) -> str:
     """A finding's message with its numbers (steps, indices, values, shapes, dtype widths) blanked:
     two findings with the same signature are the same kind of failure."""
     return _NUMBER.sub("#", message)
+
+
+def failing_step(message: str) -> int | None:
+    """The step a finding's message names first (``step 3, ...``), if any."""
+    m = re.search(r"\bstep (\d+)\b", message)
+    return int(m.group(1)) if m else None
+
+
+def failing_element(message: str) -> tuple[int, tuple[int, ...]] | None:
+    """The parameter and index a finding's message names first (``params[1][2, 0]``), if any."""
+    m = re.search(r"params\[(\d+)\]\[([0-9, ]*)\]", message)
+    if not m:
+        return None
+    return int(m.group(1)), tuple(int(x) for x in m.group(2).replace(" ", "").split(",") if x)
