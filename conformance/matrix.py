@@ -36,7 +36,8 @@ from .report import to_json, to_markdown
 from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
-SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail"}
+SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail",
+         "skipped": "same"}
 
 
 @dataclass
@@ -169,7 +170,8 @@ def index_md(cells: list[Cell], examples: int, seed: int, seconds: float, plots:
     ids = [p.id for p in PROPERTIES]
     md = ["# Adamax compliance matrix", "",
           f"{examples} examples per property (long-run properties fewer), seed {seed}, {seconds:.0f} s. "
-          "Cells: pass / FAIL / n/s (not supported by the target) / ERROR. Click an implementation for its "
+          "Cells: pass / FAIL / n/s (not supported by the target) / same (failed on a root cause another "
+          "property of the row reports: a wrong dtype, an exception...) / ERROR. Click an implementation for its "
           "report with reproducers. Property ids are the clauses of `docs/spec.md`.", "",
           "| implementation | profile | " + " | ".join(ids) + " | first failure |",
           "|---|---|" + "---|" * (len(ids) + 1)]
