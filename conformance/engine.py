@@ -82,14 +82,10 @@ class Causes:
     ids: tuple[str, ...]
     #: a fault's signature -> the property that reports it
     reported: dict[str, str] = field(default_factory=dict)
-    #: owner id -> faults met before it ran: (signature, finding, the property that met it)
+    #: owner id -> faults met before it ran: (signature, finding, the property that met it); the
+    #: owner tries their examples first
     pending: dict[str, list[tuple[str, Finding, str]]] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
-
-    def examples(self, prop_id: str) -> list[Any]:
-        """The examples that showed ``prop_id``'s faults to earlier properties: tried first."""
-        return [case_of(f.drawn) or f.case for _, f, _ in self.pending.get(prop_id, [])
-                if (case_of(f.drawn) or f.case) is not None]
 
     def owner(self, prop_id: str, finding: Finding) -> str | None:
         """The property that reports ``finding`` of ``prop_id`` if another one does (then
@@ -176,8 +172,9 @@ def _run_property(prop: Property, target: Target, variant: str, *, examples: int
             raise _Failed(finding.message)
 
     test = given(prop.strategy())(check)
-    for drawn in (causes.examples(prop.id) if causes is not None else [])[::-1]:
-        test = example(drawn)(test)
+    for drawn in [case_of(f.drawn) or f.case for _, f, _ in pending][::-1]:  # tried first, in the order met
+        if drawn is not None:
+            test = example(drawn)(test)
     test = settings(max_examples=examples, derandomize=False, database=None, deadline=None, print_blob=False,
                     suppress_health_check=list(HealthCheck))(test)
     test = hypothesis_seed(seed)(test)

@@ -155,3 +155,53 @@ def test_reproducers_write_every_value_back_bit_for_bit(monkeypatch: pytest.Monk
             assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
             assert np.array_equal(np.signbit(a), np.signbit(b))
         assert "] * 3" in script and script.count("SparseGrad(") == 2  # repeated steps written once
+
+
+def _good(w: np.ndarray, g: np.ndarray, m: np.ndarray, u: np.ndarray, *, t: int, lr: float, beta_1: float,
+          beta_2: float, epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dt = w.dtype.type
+    b1, b2, eps, lr_ = dt(beta_1), dt(beta_2), dt(epsilon), dt(lr)
+    m = m + (g - m) * (dt(1) - b1)
+    u = np.maximum(b2 * u, np.abs(g))
+    return w - lr_ / (dt(1) - b1 ** dt(t)) * (m / (u + eps)), m, u
+
+
+def test_the_owner_of_a_fault_is_handed_the_example_that_showed_it() -> None:
+    """A dtype fault on a case D-1's own strategy never draws (a float32 0-d weight of 0): U-1 meets
+    it and is skipped; D-1 tries U-1's example first, so it reports the fault (alone it passes)."""
+    from adamax_spec.conformance.adapters.function import FunctionTarget
+    from adamax_spec.conformance.engine import Causes
+
+    def sly(w: np.ndarray, g: np.ndarray, m: np.ndarray, u: np.ndarray, **kw: Any) -> Any:
+        w2, m, u = _good(w, g, m, u, **kw)
+        odd = w.dtype == np.float32 and w.size == 1 and float(w.reshape(-1)[0]) == 0.0
+        return (w2.astype(np.float64) if odd else w2), m, u
+
+    target = FunctionTarget(sly, name="sly")
+    assert run_property(by_id("D-1"), target, "keras", examples=10, seed=0).status == "pass"
+    causes = Causes(("U-1", "D-1"))
+    u1 = run_property(by_id("U-1"), target, "keras", examples=10, seed=0, causes=causes)
+    d1 = run_property(by_id("D-1"), target, "keras", examples=10, seed=0, causes=causes)
+    assert u1.status == "skipped" and u1.detail.startswith("same root cause as D-1 (see there)")
+    assert d1.status == "fail" and "came back as float64" in d1.detail and d1.reproducer
+
+
+def test_a_fault_the_owner_does_not_meet_again_is_still_reported_there() -> None:
+    """A target that upcasts only on its first run: U-1 meets the fault and points at D-1, which
+    does not meet it again, and reports it, saying where it was met."""
+    from adamax_spec.conformance.adapters.function import FunctionTarget
+    from adamax_spec.conformance.engine import Causes
+
+    calls = [0]
+
+    def once(w: np.ndarray, g: np.ndarray, m: np.ndarray, u: np.ndarray, **kw: Any) -> Any:
+        calls[0] += 1
+        w2, m, u = _good(w, g, m, u, **kw)
+        return (w2.astype(np.float64) if calls[0] == 1 else w2), m, u
+
+    target = FunctionTarget(once, name="once")
+    causes = Causes(("U-1", "D-1"))
+    u1 = run_property(by_id("U-1"), target, "keras", examples=5, seed=0, causes=causes)
+    d1 = run_property(by_id("D-1"), target, "keras", examples=5, seed=0, causes=causes)
+    assert u1.status == "skipped"
+    assert d1.status == "fail" and "came back as float64" in d1.detail and "(met while checking U-1)" in d1.detail
