@@ -42,7 +42,7 @@ from adamax_spec.reference.comparisons import (
 from adamax_spec.reference.formats import Format, round_to
 from adamax_spec.reference.inputs import Grad, Observed
 from adamax_spec.reference.model import SAFETY, Hyper, Moments, Variant, moments, step_size, weights
-from adamax_spec.reference.schedules import schedule_value
+from adamax_spec.reference.schedules import learning_rate_at
 
 __all__ = ["judge_one"]
 
@@ -88,13 +88,9 @@ def judge_one(case: Any, obs: Observed, grads: list[list[Grad | None]], v: Varia
     prev = list(obs.start)
     found = Found()
     segments: list[_Segment] = []
-    lr_spec = case.hyper["learning_rate"]
     for k, row in enumerate(grads):
         t = k + 1
-        if isinstance(lr_spec, dict):
-            lr_val, lr_err = schedule_value(lr_spec, k)
-        else:
-            lr_val, lr_err = interp["learning_rate"], 0.0
+        lr_val, lr_err = learning_rate_at(case.hyper, interp.get("learning_rate"), k, f.unit)
         t_used = float(round_to(t, dtype)) if interp.get("_round_t") else float(t)
         b1_bias = exact.num(interp["_b1_bias"]) if "_b1_bias" in interp else h.b1
         lr3 = step_size(v, exact.num(lr_val), b1_bias, t_used, f, lr_err=lr_err, t_err=abs(t_used - t))

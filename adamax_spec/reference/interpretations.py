@@ -5,7 +5,8 @@ doubles.  A correct target may use them as passed (torch, in Python doubles), ro
 to its dtype (optax), or rounded to float32 first (Keras, which also rounds the step
 count to the dtype), or mix these per hyperparameter (Keras 3's float32 learning-rate
 variable, torch's "opmath" compute type).  Each such choice is an *interpretation*:
-a dict of the values used (``learning_rate`` absent when it is a schedule) plus the
+a dict of the values used (``learning_rate`` absent when it is a schedule, a tuple of
+per-step values when the case gives one per step: each rounded as a constant one is) plus the
 flags the judge reads:
 
 ``_round_t``
@@ -34,15 +35,17 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     """The hyperparameter values a correct target may actually use, deduplicated."""
     keys = ("beta_1", "beta_2", "epsilon")
     lr = hyper["learning_rate"]
-    base = {k: float(hyper[k]) for k in keys}
-    if not isinstance(lr, dict):
+    base: dict[str, Any] = {k: float(hyper[k]) for k in keys}
+    if isinstance(lr, list | tuple):  # one value per step (a callable's value at each step)
+        base["learning_rate"] = tuple(float(x) for x in lr)
+    elif not isinstance(lr, dict):
         base["learning_rate"] = float(lr)
 
     def rounded(d: str, via32: bool) -> dict[str, Any]:
         out = {}
         for k, v in base.items():
-            v2 = float(round_to(v, "float32")) if via32 and k != "epsilon" else v
-            out[k] = float(round_to(v2, d))
+            out[k] = _each(v, lambda x, k=k: float(round_to(
+                float(round_to(x, "float32")) if via32 and k != "epsilon" else x, d)))
         return out
 
     cands = {
@@ -54,7 +57,8 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
     # moment updates use the Python values cast to the dtype (keras/src/optimizers/adamax.py).
     keras3 = rounded(dtype, False)
     if "learning_rate" in base:
-        keras3["learning_rate"] = float(round_to(float(round_to(base["learning_rate"], "float32")), dtype))
+        keras3["learning_rate"] = _each(base["learning_rate"],
+                                        lambda x: float(round_to(float(round_to(x, "float32")), dtype)))
     b1_bias = float(round_to(float(round_to(base["beta_1"], "float32")), dtype))
     if b1_bias != keras3["beta_1"]:
         keras3["_b1_bias"] = b1_bias
@@ -91,6 +95,11 @@ def interpretations(hyper: dict[str, Any], dtype: str) -> dict[str, dict[str, An
         if c not in seen.values():
             seen[name] = c
     return seen
+
+
+def _each(v: Any, fn: Any) -> Any:
+    """``fn`` of a number, or of each of a tuple of per-step numbers."""
+    return tuple(fn(x) for x in v) if isinstance(v, tuple) else fn(v)
 
 
 def effective(case: Any, interps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

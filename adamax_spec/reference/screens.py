@@ -32,7 +32,7 @@ from adamax_spec.reference.comparisons import Found
 from adamax_spec.reference.formats import Format, fmt, round_to
 from adamax_spec.reference.inputs import Grad, Observed
 from adamax_spec.reference.model import SAFETY, Hyper, Moments, Variant, moment_bounds, weight_bound
-from adamax_spec.reference.schedules import schedule_value
+from adamax_spec.reference.schedules import learning_rate_at
 
 __all__ = ["SCREEN_MIN", "estimate_ratios"]
 
@@ -46,15 +46,13 @@ def estimate_ratios(case: Any, obs: Observed, grads: list[list[Grad | None]], v:
     (the larger of the ``w``, ``m``, ``u`` comparisons).  Only ranks elements for
     :func:`~adamax_spec.reference.verdict._probe`:
     rounding makes it meaningless for float64 targets, which costs speed, never correctness."""
-    lr_spec = case.hyper["learning_rate"]
     b1, b2, eps = interp["beta_1"], interp["beta_2"], interp["epsilon"]
     f = fmt(case.dtype)
     e, tiny = f.unit, f.tiny
     steps = len(grads)
     ts = np.arange(1, steps + 1, dtype=np.float64)
     t_used = round_to(ts, case.dtype) if interp.get("_round_t") else ts
-    lr = (np.array([schedule_value(lr_spec, k)[0] for k in range(steps)]) if isinstance(lr_spec, dict)
-          else np.full(steps, interp["learning_rate"]))
+    lr = np.array([learning_rate_at(case.hyper, interp.get("learning_rate"), k, e)[0] for k in range(steps)])
     lr_t = (lr / (1.0 - interp.get("_b1_bias", b1) ** t_used) if v.bias_correction else lr)[:, None]
     out = []
     for i in range(len(case.params)):
