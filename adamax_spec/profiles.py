@@ -124,6 +124,14 @@ class Profile:
     ``words``
         The short phrase a diagnosis uses for this variant ("the failing case fits variant
         X (<words>)"): what sets its update rule apart, in the notation above.
+    ``epsilon_fallback``
+        What the constructor makes of ``epsilon=None`` or ``epsilon=0`` (clause H-1): Keras 2.9
+        writes ``epsilon or backend.epsilon()``, so both become ``1e-7``; ``None``: the profile
+        gives them no meaning (the suite does not pass them).
+    ``legacy_decay``
+        ``True``: the constructor takes Keras 2.9's legacy ``decay`` argument, which divides
+        each step's learning rate by ``1 + decay * iterations`` (clause LR-3); ``False``: the
+        framework has no such argument (the suite does not pass it).
     ``selectable``
         ``True``: a profile users select for conformance runs (a ``--profile`` choice of
         ``adamax-conformance``, a column of the ``make report`` matrix), because its
@@ -148,6 +156,8 @@ class Profile:
     validates_hyperparameters: bool = field(default=False, kw_only=True)
     rejects_unknown_kwargs: bool = field(default=False, kw_only=True)
     words: str = field(default="", kw_only=True)
+    epsilon_fallback: float | None = field(default=None, kw_only=True)
+    legacy_decay: bool = field(default=False, kw_only=True)
     selectable: bool = field(default=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +192,7 @@ PROFILES: dict[str, Profile] = {
             learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon_value=1e-7,
             description="Keras 2.9 tf.keras.optimizers.Adamax (optimizer_v2), = tf_keras legacy",
             words="epsilon outside the max (w -= lr_t*m/(u+eps)), lazy sparse rows",
+            epsilon_fallback=1e-7, legacy_decay=True,
             selectable=True,
         ),
         Profile(

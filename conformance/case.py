@@ -28,7 +28,8 @@ CAPABILITIES = (
     "clipnorm",         # built-in per-tensor clipnorm
     "global_clipnorm",  # built-in global clipnorm
     "schedule",         # learning rate given as a Keras-style schedule config
-    "callable_lr",      # learning rate given as a zero-argument callable
+    "callable_lr",      # learning rate given as a zero-argument callable (its value at each step)
+    "decay",            # Keras 2.9's legacy ``decay`` argument: lr / (1 + decay * iterations)
     "state",            # moment buffers m and u readable after each step
     "checkpoint",       # save state, restore into a fresh instance, continue
     "float16",
@@ -73,9 +74,13 @@ class Case:
     representable in it (bfloat16 values are stored as float32 arrays).
     ``grads[k][i]`` is the gradient of parameter ``i`` at step ``k+1``: an array,
     a :class:`SparseGrad`, or ``None`` (no gradient for that parameter).
-    ``hyper`` holds ``learning_rate`` (float, or a schedule config dict
-    ``{"class_name": ..., "config": {...}}``), ``beta_1``, ``beta_2``, ``epsilon``
-    and optionally ``clipvalue``, ``clipnorm``, ``global_clipnorm``.
+    ``hyper`` holds ``learning_rate`` (float, a schedule config dict
+    ``{"class_name": ..., "config": {...}}``, or a tuple of per-step floats: a zero-argument
+    callable whose value at step ``k+1`` is ``learning_rate[k]``, which the adapter builds and
+    re-evaluates every step; extra values are ignored), ``beta_1``, ``beta_2``, ``epsilon``
+    (``None`` or ``0`` under a profile with an epsilon fallback: clause H-1) and optionally
+    ``clipvalue``, ``clipnorm``, ``global_clipnorm`` and ``decay`` (Keras 2.9's legacy
+    argument, ``lr / (1 + decay * iterations)``; ``0`` or absent: none).
     ``checkpoint_at``: if set, the target saves after that many steps, restores
     into a fresh instance and continues (capability ``checkpoint``).
     """
@@ -106,8 +111,13 @@ class Case:
             need.add("clip_combination")
         if self.group_hyper is not None:
             need.add("groups")
-        if isinstance(self.hyper.get("learning_rate"), dict):
+        lr = self.hyper.get("learning_rate")
+        if isinstance(lr, dict):
             need.add("schedule")
+        elif isinstance(lr, list | tuple):
+            need.add("callable_lr")
+        if self.hyper.get("decay"):
+            need.add("decay")
         if self.dtype in ("float16", "bfloat16", "float64"):
             need.add(self.dtype)
         if self.checkpoint_at is not None:

@@ -20,7 +20,7 @@ from ..case import Case, SparseGrad, Trajectory, Unsupported
 CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _REQUIRED = ("learning_rate", "beta_1", "beta_2", "epsilon")
-_KNOWN = frozenset(_REQUIRED + CLIP_KEYS)
+_KNOWN = frozenset((*_REQUIRED, *CLIP_KEYS, "decay"))
 
 
 def loaded(module: str) -> ModuleType | None:
@@ -71,13 +71,48 @@ def reject_clipping(hyper: dict[str, Any], target: str) -> None:
         raise Unsupported(key, f"{target} has no built-in {key}")
 
 
+def reject_decay(hyper: dict[str, Any], target: str) -> None:
+    """For a target without Keras 2.9's legacy ``decay`` argument: refuse rather than emulate."""
+    if hyper.get("decay"):
+        raise Unsupported("decay", f"{target} has no legacy decay argument")
+
+
 def learning_rate_kind(lr: Any) -> str:
-    """``"schedule"`` (a Keras-style config dict), ``"callable"`` or ``"value"``."""
+    """``"schedule"`` (a Keras-style config dict), ``"callable"`` (a callable, or a case's tuple of
+    per-step values, which :class:`StepwiseLearningRate` turns into one) or ``"value"``."""
     if isinstance(lr, dict):
         return "schedule"
-    if callable(lr):
+    if callable(lr) or isinstance(lr, list | tuple):
         return "callable"
     return "value"
+
+
+class StepwiseLearningRate:
+    """A case's per-step learning rates as the zero-argument callable a user passes: it returns
+    ``values[step]``, where the adapter sets ``step`` (the number of steps applied) before each
+    step; the target may call it any number of times per step."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = tuple(float(v) for v in values)
+        self.step = 0
+
+    def __call__(self) -> float:
+        return self.values[self.step]
+
+    def __repr__(self) -> str:
+        return f"StepwiseLearningRate({self.values!r})"
+
+
+def learning_rate_arg(lr: Any) -> Any:
+    """What a target is given for a case's ``learning_rate``: a tuple of per-step values becomes
+    a :class:`StepwiseLearningRate` (set its ``step`` before each step); anything else as is."""
+    return StepwiseLearningRate(lr) if isinstance(lr, list | tuple) else lr
+
+
+def set_step(lr: Any, step: int) -> None:
+    """Before a step: a :class:`StepwiseLearningRate` returns the value of step ``step + 1``."""
+    if isinstance(lr, StepwiseLearningRate):
+        lr.step = step
 
 
 def schedule_config(lr: dict[str, Any]) -> tuple[str, dict[str, Any]]:

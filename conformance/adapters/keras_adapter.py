@@ -142,6 +142,8 @@ class Keras3Adapter:
 
     def run(self, case: Case) -> Trajectory:
         _common.check_case(case)
+        # Keras 3 takes decay= only to warn that it ignores it
+        _common.reject_decay(case.hyper, "Keras 3 (it ignores decay=)")
         if _common.has_sparse(case) and self.backend != "tensorflow":
             raise Unsupported("sparse", f"tf.IndexedSlices need the tensorflow backend, "
                               f"not {self.backend}")
@@ -195,7 +197,9 @@ class Keras3Adapter:
         keras = _keras3()
         tf = _tf() if self.backend == "tensorflow" else None
         dtype = case.dtype
-        opt = self._make(case.hyper)
+        lr = _common.learning_rate_arg(case.hyper["learning_rate"])
+        hyper = {**case.hyper, "learning_rate": lr}
+        opt = self._make(hyper)
         variables = []
         for i, p in enumerate(case.params):
             with warnings.catch_warnings():
@@ -210,8 +214,9 @@ class Keras3Adapter:
         before, after_last = _common.checkpoint_points(case)
         traj = Trajectory()
         for k, grads in enumerate(case.grads):
+            _common.set_step(lr, k)
             if k == before:
-                opt = self._restore(opt, variables, case.hyper)
+                opt = self._restore(opt, variables, hyper)
             pairs = []
             for g, v in zip(grads, variables, strict=True):
                 if g is None:
@@ -228,7 +233,7 @@ class Keras3Adapter:
             traj.m.append(m)
             traj.u.append(u)
         if after_last:
-            opt = self._restore(opt, variables, case.hyper)
+            opt = self._restore(opt, variables, hyper)
         traj.dtypes = [str(v.dtype) for v in variables]
         return traj
 
@@ -289,7 +294,7 @@ class TfKerasLegacyAdapter:
         """
         if self._capabilities is None:
             caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                    "callable_lr", "state", "checkpoint", "validation", "none_grad", "clip_combination"}
+                    "callable_lr", "decay", "state", "checkpoint", "validation", "none_grad", "clip_combination"}
             caps |= _common.probe_dtypes(self._run, _LOW_AND_DOUBLE)
             self._capabilities = frozenset(caps)
         return self._capabilities
@@ -317,19 +322,23 @@ class TfKerasLegacyAdapter:
         return self.optimizer_cls(learning_rate=self._learning_rate(h.pop("learning_rate")), **h)
 
     def _make(self, hyper: dict[str, Any]) -> Any:
+        decay = {"decay": hyper["decay"]} if hyper.get("decay") else {}
         return self.optimizer_cls(
             learning_rate=self._learning_rate(hyper["learning_rate"]),
             beta_1=hyper["beta_1"],
             beta_2=hyper["beta_2"],
             epsilon=hyper["epsilon"],
             **_common.clip_settings(hyper),
+            **decay,
             **self.options,
         )
 
     def _run(self, case: Case) -> Trajectory:
         tf = _tf()
         dtype = tf.as_dtype(case.dtype)
-        opt = self._make(case.hyper)
+        lr = _common.learning_rate_arg(case.hyper["learning_rate"])
+        hyper = {**case.hyper, "learning_rate": lr}
+        opt = self._make(hyper)
         variables = []
         for i, p in enumerate(case.params):
             v = tf.Variable(tf.constant(_in_dtype(p, dtype)), name=f"w{i}")
@@ -338,8 +347,9 @@ class TfKerasLegacyAdapter:
         before, after_last = _common.checkpoint_points(case)
         traj = Trajectory()
         for k, grads in enumerate(case.grads):
+            _common.set_step(lr, k)
             if k == before:
-                opt = self._restore(opt, variables, case.hyper)
+                opt = self._restore(opt, variables, hyper)
             pairs = []
             for g, v in zip(grads, variables, strict=True):
                 if g is None:
@@ -355,7 +365,7 @@ class TfKerasLegacyAdapter:
             traj.m.append([_slot(opt, v, "m") for v in variables])
             traj.u.append([_slot(opt, v, "v") for v in variables])
         if after_last:
-            opt = self._restore(opt, variables, case.hyper)
+            opt = self._restore(opt, variables, hyper)
         traj.dtypes = [v.dtype.name for v in variables]
         return traj
 

@@ -88,6 +88,7 @@ class OptaxAdapter:
             # optax's callables are schedules count -> lr, not zero-argument callables.
             raise Unsupported("callable_lr", "optax takes count -> lr schedules, not lr()")
         _common.reject_clipping(hyper, "optax.adamax (clipping is a separate transformation)")
+        _common.reject_decay(hyper, "optax.adamax")
         if _common.has_sparse(case):
             raise Unsupported("sparse", "optax updates are dense pytrees")
         if _common.has_missing(case):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..case import Case, SparseGrad, Trajectory, Unsupported
+from . import _common
 
 __all__ = ["BACKENDS", "OursTarget"]
 
@@ -59,7 +60,7 @@ class OursTarget:
         self.in_place = fast is not None and backend in ("numpy", "torch", "cupy")
         self.name = f"adamax_spec[{backend}]" + ("" if fast is None else ",fast" if fast else ",generic")
         caps = {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
-                "callable_lr", "state", "checkpoint", "float16", "float64", "validation", "inputs"}
+                "callable_lr", "decay", "state", "checkpoint", "float16", "float64", "validation", "inputs"}
         if backend in ("torch", "jax"):
             caps.add("bfloat16")
         if backend == "dask":
@@ -150,7 +151,7 @@ class OursTarget:
         import adamax_spec
 
         h = dict(hyper)
-        lr = h.pop("learning_rate")
+        lr = _common.learning_rate_arg(h.pop("learning_rate"))
         if isinstance(lr, dict):
             lr = adamax_spec.schedules.deserialize(lr)
         kw = {k: v for k, v in h.items() if v is not None}
@@ -165,12 +166,16 @@ class OursTarget:
             raise Unsupported(sorted(need)[0], f"{self.name} lacks it")
         dt = self._dtype(case.dtype)
         params = [self._arr(p, dt) for p in case.params]
-        opt = self.make(case.hyper)
+        lr = _common.learning_rate_arg(case.hyper["learning_rate"])
+        opt = self.make({**case.hyper, "learning_rate": lr})
         traj = Trajectory(devices_in=[self._device(p) for p in params])
         for k, step in enumerate(case.grads):
+            _common.set_step(lr, k)
             if case.checkpoint_at is not None and k == case.checkpoint_at:
                 saved = opt.state_dict()
-                opt = self.cls.from_config(saved["config"])
+                # a callable learning rate is saved as its current value (as Keras does): give it back
+                again = {"learning_rate": lr} if isinstance(lr, _common.StepwiseLearningRate) else {}
+                opt = self.cls.from_config({**saved["config"], **again})
                 opt.load_state_dict(saved)
                 if self.fast is not None:
                     opt.fast = self.fast

@@ -107,6 +107,7 @@ class TorchOptimAdapter:
         if kind == "callable":
             raise Unsupported("callable_lr", "torch.optim takes a float or tensor lr")
         _common.reject_clipping(hyper, "torch.optim")
+        _common.reject_decay(hyper, "torch.optim (its weight_decay is another thing)")
         return self._run(case)
 
     def _kwargs(self, hyper: dict[str, Any]) -> dict[str, Any]:

@@ -197,7 +197,7 @@ EXPECTED = {
     # no "bfloat16": TensorFlow has no dense ResourceApplyAdaMax kernel for it
     "tf_keras": {"dense", "sparse", "clipvalue", "clipnorm", "global_clipnorm", "schedule",
                  "callable_lr", "state", "checkpoint", "validation", "float16", "float64", "none_grad",
-                 "clip_combination"},
+                 "clip_combination", "decay"},
 }
 
 
@@ -295,6 +295,33 @@ def test_no_clipping_or_schedules_emulated(key: str) -> None:
     with pytest.raises(Unsupported) as info:
         adapter.run(_case(hyper={"learning_rate": schedule}))
     assert info.value.capability == "schedule"
+
+
+@pytest.mark.parametrize("key", ["torch", "optax", "keras3"])
+def test_legacy_decay_is_refused_where_the_framework_has_none(key: str) -> None:
+    """torch's ``weight_decay`` is another thing, optax has none, Keras 3 takes ``decay=`` only to
+    warn that it ignores it: a case with Keras 2.9's ``decay`` is not supported, never run without it."""
+    with pytest.raises(Unsupported) as info:
+        _adapter(key).run(_case(hyper={"decay": 0.5}))
+    assert info.value.capability == "decay"
+
+
+@pytest.mark.parametrize("key", ["torch", "optax"])
+def test_per_step_learning_rate_is_refused_where_no_callable_is_taken(key: str) -> None:
+    with pytest.raises(Unsupported) as info:
+        _adapter(key).run(_case(hyper={"learning_rate": (0.1, 0.05)}))
+    assert info.value.capability == "callable_lr"
+
+
+@pytest.mark.parametrize("key", ["keras3", "tf_keras"])
+def test_callable_learning_rate_is_called_each_step(key: str) -> None:
+    """beta_1 = beta_2 = 0, g = 1: step k moves w by lr_k / (1 + eps), lr_k the callable's value at
+    step k (0.1, then 0.05): a callable read once would move it by 0.1 twice."""
+    case = Case([np.zeros(1, np.float32)], [[np.ones(1, np.float32)]] * 2,
+                {"learning_rate": (0.1, 0.05), "beta_1": 0.0, "beta_2": 0.0, "epsilon": 1e-7})
+    traj = _adapter(key).run(case)
+    deltas = -np.diff([0.0] + [float(w[0][0]) for w in traj.params])
+    np.testing.assert_array_max_ulp(np.float32(deltas), np.float32([0.1 / (1 + 1e-7), 0.05 / (1 + 1e-7)]), maxulp=4)
 
 
 def test_optax_refuses_missing_gradient() -> None:
