@@ -113,9 +113,17 @@ def diagnose(case: Case, traj: Trajectory | None, variant: str, verdict: Verdict
             # what every fitting variant changes (b1 = 0 makes mlx equal keras3, and so on)
             common = set.intersection(*(set(_differences(variant, n)) for n in fits))
             what = sorted(w for w in common if sparse or w != "sparse laziness") or ["hyperparameter handling"]
-            lines.append(f"the failing case fits variant {'/'.join(fits)} "
-                         f"({_words(fits[0])}), not {variant} "
-                         f"({_words(variant)}): {', '.join(what)}")
+            if _words(fits[0]) == _words(variant):  # one update rule: say it once, and what else differs
+                ra, rb = profile_rules(variant), profile_rules(fits[0])
+                if ra is not None and rb is not None and ra.step_counter != rb.step_counter:
+                    what = [f"step counter (per {ra.step_counter} under {variant}, per {rb.step_counter} "
+                            f"under {fits[0]})"]
+                lines.append(f"the failing case fits variant {'/'.join(fits)}, not {variant}, which share "
+                             f"one update rule ({_words(variant)}): {', '.join(what)}")
+            else:
+                lines.append(f"the failing case fits variant {'/'.join(fits)} "
+                             f"({_words(fits[0])}), not {variant} "
+                             f"({_words(variant)}): {', '.join(what)}")
         elif scores:
             best = min(scores, key=lambda n: scores[n].max_ratio)
             lines.append(f"the failing case fits no known variant (closest: {best}, "

@@ -209,7 +209,7 @@ def load_target(spec: str, backend: str = "numpy", profile: str = "keras", *,
             obj = getattr(obj, part)
     except Exception as e:
         raise LoadError(f"cannot load {spec!r}: {type(e).__name__}: {e}") from None
-    return _adapt(obj, spec, options)
+    return _adapt(obj, spec, options, profile)
 
 
 #: what the suite can drive, for the message about a class it cannot
@@ -218,9 +218,12 @@ _DRIVES = ("torch.optim.Optimizer subclasses taking (params, lr, betas, eps), Ke
            "(learning_rate, b1, b2, eps), and step functions step(w, g, m, u, *, t, lr, beta_1, beta_2, epsilon)")
 
 
-def _adapt(obj: Any, spec: str, options: Mapping[str, object] | None = None) -> Target:
+def _adapt(obj: Any, spec: str, options: Mapping[str, object] | None = None, profile: str = "keras") -> Target:
     """The adapter for an optimizer class, optax-style factory or step function (or a
-    ``functools.partial`` of one: its keywords become options)."""
+    ``functools.partial`` of one: its keywords become options).  ``profile``: a step function's
+    ``t`` counts as the profile's optimizer counts steps (``Profile.step_counter``)."""
+    from adamax_spec.profiles import PROFILES
+
     from .adapters._common import OptionError
 
     opts = dict(options or {})
@@ -250,7 +253,9 @@ def _adapt(obj: Any, spec: str, options: Mapping[str, object] | None = None) -> 
         if callable(obj):
             from .adapters.function import FunctionTarget
 
-            return FunctionTarget(obj, name=spec, options=opts or None)
+            rules = PROFILES.get(profile)
+            return FunctionTarget(obj, name=spec, options=opts or None,
+                                  step_counter=rules.step_counter if rules is not None else "optimizer")
     except OptionError as e:
         raise LoadError(str(e)) from None
     raise LoadError(f"{spec!r} is not an optimizer class, factory or step function")
@@ -284,7 +289,7 @@ def _load_registered(ep: importlib.metadata.EntryPoint, backend: str, profile: s
         return obj
     params = _parameters(obj) if callable(obj) else {}
     if "profile" not in params:
-        return _adapt(obj, ep.name, options)
+        return _adapt(obj, ep.name, options, profile)
     try:
         opts = constructor_options(obj, options, suite=("profile", "backend"), what=f"{ep.name!r} ({ep.value})")
     except OptionError as e:

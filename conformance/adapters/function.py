@@ -8,9 +8,11 @@ with NumPy arrays of the case dtype (m and u start at zero, ``t`` counts from 1,
 the hyperparameters are the Python floats the user passed) and must return the
 new arrays.  It may update ``w``, ``m`` and ``u`` in place; it must not modify
 ``g`` (reported as a fault, property I-1).  A parameter without gradient
-(``None``) is not passed to the function in that step; ``t`` still counts every
-step (one counter per optimizer).  Dense gradients and constant learning rates only.
-Options (``load_target(..., options=)``) are passed to every call as further keywords.
+(``None``) is not passed to the function in that step.  ``t`` counts as the profile's
+optimizer does (``Profile.step_counter``, clause S-2): every step (one counter per optimizer,
+the default), or, under ``"parameter"`` (torch), that parameter's own steps, so a step in
+which it had no gradient does not advance its ``t``.  Dense gradients and constant learning
+rates only.  Options (``load_target(..., options=)``) are passed to every call as further keywords.
 """
 
 from __future__ import annotations
@@ -41,8 +43,14 @@ class FunctionTarget:
 
     capabilities = frozenset({"dense", "state", "float16", "float64", "none_grad", "inputs"})
 
-    def __init__(self, step: StepFn, name: str | None = None, *, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, step: StepFn, name: str | None = None, *, options: Mapping[str, Any] | None = None,
+                 step_counter: str = "optimizer") -> None:
+        """``step_counter``: ``"optimizer"`` (``t`` counts every step) or ``"parameter"`` (each
+        parameter's ``t`` counts the steps that gave it a gradient), as the profile's record says."""
+        if step_counter not in ("optimizer", "parameter"):
+            raise ValueError(f"step_counter must be 'optimizer' or 'parameter', got step_counter={step_counter!r}")
         self.step = step
+        self.step_counter = step_counter
         self.name: str = name or str(getattr(step, "__name__", "function"))
         if options:
             self.name += f"({_common.describe_options(dict(options))})"
@@ -59,14 +67,16 @@ class FunctionTarget:
         m = [np.zeros_like(p) for p in w]
         u = [np.zeros_like(p) for p in w]
         traj = Trajectory()
+        counts = [0] * len(w)  # each parameter's steps with a gradient so far
         for k, grads in enumerate(case.grads):
             for i, g in enumerate(grads):
                 if g is None:
                     continue
+                counts[i] += 1
                 garr = np.array(g, dtype=dt)
                 kept = garr.copy()
                 w[i], m[i], u[i] = self.step(
-                    w[i], garr, m[i], u[i], t=k + 1,
+                    w[i], garr, m[i], u[i], t=counts[i] if self.step_counter == "parameter" else k + 1,
                     lr=h["learning_rate"], beta_1=h["beta_1"], beta_2=h["beta_2"],
                     epsilon=h["epsilon"], **self.options,
                 )
