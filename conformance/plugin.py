@@ -69,7 +69,7 @@ def pytest_configure(config: Any) -> None:
 
 def pytest_sessionfinish(session: Any, exitstatus: Any) -> None:
     run = session.config.stash.get(_RUN, None)
-    if run is None or not (run.settings.reports or run.settings.plots):
+    if run is None or not (run.settings.reports or run.settings.plots or run.settings.reproducer):
         return
     complete = exitstatus != pytest.ExitCode.INTERRUPTED  # the items this session ran (-k may select)
     run.notes = write_outputs(run.settings, run.target, run.results, time.perf_counter() - run.t0, complete)
