@@ -33,7 +33,8 @@ from .case import Target
 from .engine import run_all
 from .properties import PROPERTIES
 from .report import to_json, to_markdown
-from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, stem, versions
+from .reproducer import Source
+from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, known_targets, stem, versions
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail",
@@ -79,6 +80,7 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
     t0 = time.perf_counter() if t0 is None else t0
     total = total or len(targets) * len(PROFILE_NAMES)
     cells = []
+    known = {t.label(): t for t in known_targets()}  # how each target loads, for its reproducers
     for label, make in targets:
         for profile in PROFILE_NAMES:
             done += 1
@@ -93,7 +95,9 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
                 continue
             print(head, end=" ", flush=True)
             with stderr_to(log):
-                results = run_all(target, profile, examples=examples, seed=seed,
+                kt = known.get(label)
+                source = Source(kt.spec, profile, kt.backend) if kt else None
+                results = run_all(target, profile, examples=examples, seed=seed, source=source,
                                   progress=lambda r: print(SHORT.get(r.status, r.status), end=" ", flush=True))
             seconds = round(sum(r.seconds for r in results), 2)
             meta = {"target": label, "profile": profile, "examples": examples, "seed": seed,

@@ -243,3 +243,16 @@ def test_html_and_junit_count_an_xpass_only_under_strict_xfails() -> None:
     assert 'failures="1"' in strict_junit and strict_junit.count("<failure ") == 1
     partial_run = report.to_html(results[:1], {**meta, "complete": False})
     assert "incomplete run" in partial_run
+
+
+def test_matrix_reproducers_load_the_target_again(tmp_path: Path) -> None:
+    """A matrix cell's reproducer names the target as its row was loaded (the target table's
+    TARGET string), so it runs as printed; torch.optim.Adamax fails the keras profile (epsilon
+    inside the max), so its keras cell has one."""
+    pytest.importorskip("torch")
+    torch_row = next(t for t in matrix.known_targets() if t.name == "torch.optim.Adamax")
+    cells = matrix.run_cells([(torch_row.label(), torch_row.make)], tmp_path, examples=2, seed=0)
+    keras = next(c for c in cells if c.profile == "keras")
+    assert "fail" in keras.statuses.values(), keras
+    text = (tmp_path / keras.report).read_text()
+    assert f"replay({torch_row.spec!r}, " in text and "TARGET = None" not in text
