@@ -266,8 +266,6 @@ def test_misbehaving_target_gets_a_verdict(user: str, fn: str, message: str, tmp
     ("no_momentum_scale", "keras", "INV-moments", "invariant"),
     ("nan_to_zero", "keras", "N-1", "expected NaN"),
     ("upcasts", "keras", "D-1", "came back as float64"),
-    # a global step counter where torch counts per parameter
-    ("eps_in_max", "torch", "S-2", "its step count"),
 ])
 def test_new_properties_catch_their_bug(user: str, fn: str, profile: str, prop: str, message: str,
                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,7 +279,7 @@ def test_new_properties_catch_their_bug(user: str, fn: str, profile: str, prop: 
 def test_torch_validation_and_groups_catch_their_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """V-args: an Adamax subclass that skips torch's checks; G-1: one that applies the first
-    group's lr to every group."""
+    group's lr to every group; S-2: one that sets every parameter's step to the optimizer's."""
     _need("torch")
     (tmp_path / "torch_bugs.py").write_text(textwrap.dedent('''
         import torch
@@ -295,6 +293,14 @@ def test_torch_validation_and_groups_catch_their_bug(tmp_path: Path, monkeypatch
                 for group in self.param_groups:
                     group["lr"] = self.param_groups[0]["lr"]
                 return super().step(closure)
+
+        class GlobalStep(torch.optim.Adamax):
+            """A global step counter where torch counts per parameter (S-2)."""
+            def step(self, closure=None):
+                self.t = getattr(self, "t", 0) + 1
+                for state in self.state.values():
+                    state["step"].fill_(self.t - 1)  # torch adds 1 before using it
+                return super().step(closure)
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     code, out, _ = run_cli(capsys, "torch_bugs:NoChecks", "--profile", "torch", "--only", "V-args")
@@ -302,8 +308,11 @@ def test_torch_validation_and_groups_catch_their_bug(tmp_path: Path, monkeypatch
     code, out, _ = run_cli(capsys, "torch_bugs:OneLr", "--profile", "torch", "--only", "G-1",
                            "--examples", "10")
     assert code == 1 and "parameter group" in out
+    code, out, _ = run_cli(capsys, "torch_bugs:GlobalStep", "--profile", "torch", "--only", "S-2",
+                           "--examples", "10")
+    assert code == 1 and "its step count" in out, out
     code, out, _ = run_cli(capsys, "torch.optim:Adamax", "--profile", "torch", "--only", "V-args",
-                           "--only", "G-1", "--examples", "10")
+                           "--only", "G-1", "--only", "S-2", "--examples", "10")
     assert code == 0, out
 
 
