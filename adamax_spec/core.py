@@ -273,7 +273,7 @@ def apply_step(
             continue
         s = step.scalars(w)
         m, u = state.m[i], state.u[i]
-        mags = _sum_of_abs(g) if isinstance(g, IndexedSlices) and profile.sparse_magnitude == "sum_of_abs" else None
+        mags = _sum_of_abs(g) if isinstance(g, IndexedSlices) and _sums_abs(step) else None
         if isinstance(g, IndexedSlices) and profile.sparse == "lazy":
             xp = namespace(w)
             rows, values = coalesce_rows(g.indices, g.values)
@@ -298,6 +298,14 @@ def apply_step(
         new_m[i] = write(state.m[i], rows, m_rows)
         new_u[i] = write(state.u[i], rows, u_rows)
     return new_w, AdamaxState(step.t, tuple(new_m), tuple(new_u))
+
+
+def _sums_abs(step: Step) -> bool:
+    """Does ``u`` of a repeated sparse row see ``sum_j |v_j|`` in this step (a ``sum_of_abs`` profile,
+    unless its ``global_clipnorm`` densified the gradient: ``Profile.global_clipnorm_densifies``)?"""
+    p = step.profile
+    return p.sparse_magnitude == "sum_of_abs" and not (
+        p.global_clipnorm_densifies and step.hyper.global_clipnorm is not None)
 
 
 def _sum_of_abs(g: IndexedSlices) -> IndexedSlices:

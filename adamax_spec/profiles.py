@@ -108,6 +108,12 @@ class Profile:
         clause SP-1); ``"sum_of_abs"``: ``sum_j |v_j|`` (Keras 3 takes ``|values|`` slice by
         slice before its ``maximum`` densifies them; ``m`` still sees ``sum_j v_j``).  Rows
         named once, and dense gradients, are the same under both.
+    ``global_clipnorm_densifies``
+        ``True``: ``global_clipnorm`` turns a sparse gradient into a dense one (Keras 3 multiplies
+        each gradient by the global scale, and an ``IndexedSlices`` times a tensor is dense), so
+        its duplicate rows are summed there and ``u`` sees ``|sum_j v_j|`` whatever
+        ``sparse_magnitude`` says (clause SP-1); ``False``: it scales the slices' values and they
+        stay slices (Keras 2.9).  The norm is that of the values as given under both (C-1).
     ``step_counter``
         Whose ``t`` the step uses (clause S-2): ``"optimizer"``: one counter, advanced by
         every step, so a parameter without a gradient at step ``k`` sees ``t = k`` at its next
@@ -153,6 +159,7 @@ class Profile:
     description: str = ""
     sparse_magnitude: Literal["abs_of_sum", "sum_of_abs"] = "abs_of_sum"
     step_counter: Literal["optimizer", "parameter"] = field(default="optimizer", kw_only=True)
+    global_clipnorm_densifies: bool = field(default=False, kw_only=True)
     validates_hyperparameters: bool = field(default=False, kw_only=True)
     rejects_unknown_kwargs: bool = field(default=False, kw_only=True)
     words: str = field(default="", kw_only=True)
@@ -198,7 +205,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="keras3", epsilon="outside", bias_correction=True, sparse="dense",
             sparse_magnitude="sum_of_abs", hyper_rounding="keras3", nan_in_max="propagate",
-            clipping="keras3", step_counter="optimizer",
+            clipping="keras3", step_counter="optimizer", global_clipnorm_densifies=True,
             validates_hyperparameters=False, rejects_unknown_kwargs=True,
             learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon_value=1e-7,
             description="Keras 3 keras.optimizers.Adamax: sparse gradients are densified, "

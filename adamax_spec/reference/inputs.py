@@ -72,8 +72,10 @@ def gradients(case: Any, v: Variant, f: Format) -> list[list[Grad | None]]:
             if hasattr(g, "indices"):
                 index = np.asarray(g.indices).reshape(-1)
                 rows, gv, gb = _coalesce(index, vals[i], errs[i], f)
-                # sum_abs: u sees sum_j |v_j| (|.| is 1-Lipschitz: the slices' errors carry over)
-                mags = _coalesce(index, np.abs(vals[i]), errs[i], f) if v.sum_abs and rows.size < index.size \
+                # sum_abs: u sees sum_j |v_j| (|.| is 1-Lipschitz: the slices' errors carry over),
+                # unless global_clipnorm summed the slices (global_clip_sums)
+                sum_abs = v.sum_abs and not (v.global_clip_sums and case.hyper.get("global_clipnorm") is not None)
+                mags = _coalesce(index, np.abs(vals[i]), errs[i], f) if sum_abs and rows.size < index.size \
                     else None
                 if v.lazy:
                     ncol = int(np.prod(shape[1:]))

@@ -71,20 +71,23 @@ _F64 = 2.0**-52
 class Variant:
     """``epsilon``: outside | inside | inside_decay | none; ``lazy``: sparse rows only;
     ``sum_abs``: ``u`` of a row named by several sparse slices ``v_j`` sees ``sum_j |v_j|``
-    (Keras 3), not ``|sum_j v_j|``."""
+    (Keras 3), not ``|sum_j v_j|``; ``global_clip_sums``: under ``global_clipnorm`` the slices
+    are summed when scaled (Keras 3 multiplies an ``IndexedSlices`` into a dense tensor), so
+    ``u`` sees ``|sum_j v_j|`` there even where ``sum_abs``."""
 
     name: str
     epsilon: str
     bias_correction: bool
     lazy: bool
     sum_abs: bool = False
+    global_clip_sums: bool = False
 
 
 VARIANTS = {
     v.name: v
     for v in (
         Variant("keras", "outside", True, True),
-        Variant("keras3", "outside", True, False, sum_abs=True),
+        Variant("keras3", "outside", True, False, sum_abs=True, global_clip_sums=True),
         Variant("torch", "inside", True, False),
         Variant("optax", "inside", True, False),
         Variant("paddle", "inside_decay", True, False),

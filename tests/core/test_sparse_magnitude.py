@@ -97,3 +97,33 @@ def test_duplicate_sum_flushed_to_zero_only_where_its_addends_are_subnormal(scal
     zero = [np.zeros((3, 1))]
     traj = Trajectory(params=[zero], m=[zero], u=[zero])
     assert judge(case, traj, "keras").ok is accepted
+
+
+#: slices +1 and -3 of row 1 under each clip argument at a value that clips nothing (clipvalue
+#: 10 leaves both; the values' norm is sqrt(1 + 1 + 9 + 9) < 10, so clipnorm 10 and global_clipnorm
+#: 10 scale by 10/max(sqrt(20), 10) = 1 exactly):
+#: Keras 3 keeps the slices through clipvalue and clipnorm (u sees |1| + |-3| = 4), but its
+#: global_clipnorm multiplies the IndexedSlices into a dense tensor, summing them (u sees
+#: |1 - 3| = 2; measured on Keras 3.15, tests/conformance/test_keras_inputs.py)
+KERAS3_CLIPPED_U = {"clipvalue": 4.0, "clipnorm": 4.0, "global_clipnorm": 2.0}
+
+
+@pytest.mark.parametrize("clip", sorted(KERAS3_CLIPPED_U))
+def test_keras3_global_clipnorm_sums_the_slices(clip: str) -> None:
+    """Ours under keras3 gives that u (m = (1 - b1) * (1 - 3) under all three); the reference's
+    keras3 variant accepts it and rejects the other magnitude."""
+    u_row = KERAS3_CLIPPED_U[clip]
+    w = np.zeros((3, 2), np.float32)
+    opt = Adamax(learning_rate=LR, beta_1=B1, beta_2=B2, profile="keras3", **{clip: 10.0})
+    g = IndexedSlices(np.array([[1.0, 1.0], [-3.0, -3.0]], np.float32), np.array([1, 1]), (3, 2))
+    opt.apply_gradients([(g, w)])
+    state = opt.state
+    assert state is not None
+    assert np.array_equal(state.u[0][1], np.full(2, u_row, np.float32))
+    assert np.array_equal(state.m[0][1], np.full(2, (1 - B1) * -2.0, np.float32))
+    case = Case([np.zeros((3, 2))], [[SparseGrad(np.array([1, 1]), np.array([[1.0, 1.0], [-3.0, -3.0]]), (3, 2))]],
+                {"learning_rate": LR, "beta_1": B1, "beta_2": B2, "epsilon": EPS, clip: 10.0})
+    for u, ok in ((u_row, True), (6.0 - u_row, False)):  # 6 - 4 = 2, 6 - 2 = 4: the other rule
+        traj = Trajectory(params=[[w.astype(np.float64)]], m=[[state.m[0].astype(np.float64)]],
+                          u=[[np.where(np.arange(3)[:, None] == 1, u, 0.0) * np.ones((3, 2))]])
+        assert judge(case, traj, "keras3").ok is ok, (u, judge(case, traj, "keras3").failures[:1])

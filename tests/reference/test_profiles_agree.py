@@ -4,7 +4,8 @@
 import the implementation, which tests/architecture/test_imports.py checks import by import);
 ``adamax_spec.profiles.PROFILES`` is what the implementation and the conformance suite read.
 Adding or changing a variant in one place only makes these tests fail: the same names, and for
-each the same epsilon placement, bias correction, sparse laziness and sparse magnitude rule.
+each the same epsilon placement, bias correction, sparse laziness, sparse magnitude rule and
+whether global_clipnorm sums a sparse gradient's slices.
 The mutation tests show the comparison does detect every such change.
 """
 
@@ -28,6 +29,8 @@ def rule_differences(profile: Profile, variant: Variant) -> list[str]:
         ("sparse laziness (sparse == 'lazy' vs lazy)", profile.sparse == "lazy", variant.lazy),
         ("sparse magnitude (sparse_magnitude == 'sum_of_abs' vs sum_abs)",
          profile.sparse_magnitude == "sum_of_abs", variant.sum_abs),
+        ("slices summed by global_clipnorm (global_clipnorm_densifies vs global_clip_sums)",
+         profile.global_clipnorm_densifies, variant.global_clip_sums),
     ]
     return [f"{what}: profile {p!r}, reference {v!r}" for what, p, v in pairs if p != v]
 
@@ -62,12 +65,14 @@ PROFILE_MUTATIONS = {
     "bias_correction": lambda p: not p.bias_correction,
     "sparse": lambda p: "dense" if p.sparse == "lazy" else "lazy",
     "sparse_magnitude": lambda p: "abs_of_sum" if p.sparse_magnitude == "sum_of_abs" else "sum_of_abs",
+    "global_clipnorm_densifies": lambda p: not p.global_clipnorm_densifies,
 }
 VARIANT_MUTATIONS = {
     "epsilon": lambda v: _other(v.epsilon, ("outside", "inside", "inside_decay", "none")),
     "bias_correction": lambda v: not v.bias_correction,
     "lazy": lambda v: not v.lazy,
     "sum_abs": lambda v: not v.sum_abs,
+    "global_clip_sums": lambda v: not v.global_clip_sums,
 }
 
 
