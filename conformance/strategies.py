@@ -12,6 +12,7 @@ float16 step counter stops counting: 2049 is not a float16 number).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,14 +27,17 @@ __all__ = [
     "clip_cases",
     "counter_cases",
     "dense_cases",
+    "epsilon_cases",
     "group_cases",
     "hyperparameters",
     "input_cases",
     "invariant_cases",
+    "learning_rate_cases",
     "none_grad_cases",
     "nonfinite_cases",
     "schedule_cases",
     "sparse_cases",
+    "sparse_clip_cases",
 ]
 
 #: Largest finite value per dtype (bfloat16 shares float32's exponent range).
@@ -106,14 +110,20 @@ def _rng(draw: Any) -> np.random.Generator:
 @st.composite
 def dense_cases(draw: Any, dtypes: tuple[str, ...] = ("float32",), max_steps: int = 12,
                 profile_defaults: dict[str, float] | None = None, huge: bool = True,
-                min_steps: int = 1) -> Case:
+                min_steps: int = 1,
+                epsilons: Callable[[str], st.SearchStrategy[float | None]] | None = None) -> Case:
+    """``epsilons``: ``dtype -> strategy`` of the epsilon to pass (``None`` and ``0`` are
+    given as drawn; gradients near epsilon are then drawn near Keras's fallback, 1e-7)."""
     rng = _rng(draw)
     dtype = draw(st.sampled_from(dtypes))
     hyper = draw(hyperparameters(profile_defaults))
-    if dtype == "float16":
+    if epsilons is not None:
+        hyper["epsilon"] = draw(epsilons(dtype))
+    elif dtype == "float16":
         # 1e-3, 1e-4: normal in float16; the drawn one may be 1e-7 (a float16 subnormal) or 1e-8
         # (rounds to zero in float16: epsilon underflows).
         hyper["epsilon"] = draw(st.sampled_from([1e-3, 1e-4, hyper["epsilon"]]))
+    near = hyper["epsilon"] or 1e-7  # the scale of "near epsilon" gradients
     shapes = draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3))
     steps = draw(st.integers(min_steps, max_steps))
     params = [round_to(rng.standard_normal(s) * draw(st.sampled_from([0.0, 1e-3, 1.0, 100.0])),
@@ -123,7 +133,7 @@ def dense_cases(draw: Any, dtypes: tuple[str, ...] = ("float32",), max_steps: in
     for _ in range(steps):
         step = []
         for i, s in enumerate(shapes):
-            g = draw(_grad(s, hyper["epsilon"], dtype, rng, u_prev=u[i], b2=hyper["beta_2"], huge=huge))
+            g = draw(_grad(s, near, dtype, rng, u_prev=u[i], b2=hyper["beta_2"], huge=huge))
             u[i] = np.maximum(hyper["beta_2"] * u[i], np.abs(g.reshape(-1)))
             step.append(g)
         grads.append(step)
@@ -147,18 +157,98 @@ def sparse_cases(draw: Any, max_steps: int = 6) -> Case:
     return Case(params, grads, hyper, "float32", label="sparse")
 
 
+#: the clip arguments a case sets: each alone, and clipvalue with either norm (never clipnorm with
+#: global_clipnorm, C-4)
+_CLIPS = (("clipvalue",), ("clipnorm",), ("global_clipnorm",), ("clipvalue", "clipnorm"),
+          ("clipvalue", "global_clipnorm"))
+
+
+def _clip_arguments(rng: np.random.Generator) -> dict[str, float]:
+    """One or two clip arguments and their values, chosen uniformly (hypothesis would favour
+    the first choices of a ``sampled_from`` in a run of 25 examples)."""
+    return {k: float(rng.choice([0.1, 0.5, 1.0, 3.0])) for k in _CLIPS[int(rng.integers(len(_CLIPS)))]}
+
+
 @st.composite
 def clip_cases(draw: Any) -> Case:
+    """Dense cases (two in three) or sparse ones (:func:`sparse_clip_cases`) with clipping."""
+    rng = _rng(draw)
+    if rng.random() < 0.4:
+        return draw(sparse_clip_cases())
     # No near-overflow gradients: a norm's g*g would overflow (Keras 2.9 then clips to 0).
     case = draw(dense_cases(max_steps=6, huge=False))
-    which = draw(st.lists(st.sampled_from(["clipvalue", "clipnorm", "global_clipnorm"]),
-                          min_size=1, max_size=2, unique=True))
-    if "clipnorm" in which and "global_clipnorm" in which:
-        which.remove("global_clipnorm")
-    hyper = dict(case.hyper)
-    for k in which:
-        hyper[k] = draw(st.sampled_from([0.1, 0.5, 1.0, 3.0]))
-    return Case(case.params, case.grads, hyper, case.dtype, label="clip:" + "+".join(which))
+    clips = _clip_arguments(rng)
+    return Case(case.params, case.grads, {**case.hyper, **clips}, case.dtype, label="clip:" + "+".join(clips))
+
+
+def _crossing(draw: Any, rng: np.random.Generator, clip: str, c: float, rows: int, cols: int,
+              other_norm: float) -> SparseGrad:
+    """A sparse gradient whose slices of one row cross the clip threshold ``c`` only once summed
+    (C-1: clipping acts on the values as given, before duplicates are summed), or the other way
+    round (slices of opposite sign whose norm is above ``c``, their sum far below it).
+
+    ``clipvalue``: ``j`` slices of one sign, each ``|v| < c``, summing past ``c``.  ``clipnorm``,
+    ``global_clipnorm``: ``j`` copies of ``v`` with ``|v| = x c``, so the values' norm
+    ``sqrt(j) x c`` is below ``c`` and the summed row's ``j x c`` above it, for ``1/j < x < 1/sqrt(j)``
+    (drawn with a margin: ``other_norm``, the norm of the other gradients under global_clipnorm, is
+    at most ``c/20``, which moves the thresholds by under 0.2%); "over": ``v`` and ``-0.8 v`` with
+    ``|v| = 0.9 c``, values' norm ``1.15 c`` (clipped), summed ``0.18 c`` (not)."""
+    row = int(rng.integers(0, rows))
+    j = draw(st.integers(2, 3))
+    sign = rng.choice([-1.0, 1.0], cols)
+    if clip == "clipvalue":
+        vals = sign * c * rng.uniform(0.55, 0.95, (j, cols))
+        return SparseGrad(np.full(j, row, dtype=np.int64), round_to(vals, "float32"), (rows, cols))
+    direction = rng.standard_normal(cols)
+    direction /= np.linalg.norm(direction) or 1.0
+    if draw(st.booleans()):  # under as given, over once summed
+        x = rng.uniform(1.1 / j, 0.95 / np.sqrt(j))
+        vals = np.tile(direction * x * c, (j, 1))
+    else:  # over as given, far under once summed
+        vals = np.stack([direction * 0.9 * c, -0.8 * direction * 0.9 * c])
+    assert other_norm <= c / 20
+    return SparseGrad(np.full(len(vals), row, dtype=np.int64), round_to(vals, "float32"), (rows, cols))
+
+
+@st.composite
+def sparse_clip_cases(draw: Any, max_steps: int = 4) -> Case:
+    """A float32 table (1 to 8 rows, 1 to 3 columns) with sparse gradients, sometimes next to a
+    dense parameter (global_clipnorm takes the norm over both), under clipping (C-1).
+
+    A step is random rows (duplicates and empty slices included, :func:`_grad` values), or rows
+    whose slices cross the clip threshold only once summed (:func:`_crossing`): a target that sums
+    duplicates before clipping, or clips the summed rows, moves them differently."""
+    rng = _rng(draw)
+    hyper = {**draw(hyperparameters()), **_clip_arguments(rng)}
+    rows, cols = draw(st.integers(1, 8)), draw(st.integers(1, 3))
+    params = [round_to(rng.standard_normal((rows, cols)), "float32")]
+    dense_shape = draw(st.sampled_from([None, (), (3,), (2, 2)]))
+    if dense_shape is not None:
+        params.append(round_to(rng.standard_normal(dense_shape), "float32").reshape(dense_shape))
+    grads = []
+    for _ in range(draw(st.integers(1, max_steps))):
+        step: list[Any] = []
+        small = 0.0
+        if draw(st.booleans()):
+            clip = draw(st.sampled_from([k for k in ("clipvalue", "clipnorm", "global_clipnorm") if k in hyper]))
+            if dense_shape is not None:  # small next to the crossing row (norm c/40 at most)
+                d = rng.standard_normal(dense_shape)
+                n = float(np.linalg.norm(d)) or 1.0
+                d = round_to(d * hyper[clip] / (40.0 * n * max(1.0, float(np.sqrt(d.size)))), "float32")
+                small = float(np.linalg.norm(d))
+            step.append(_crossing(draw, rng, clip, hyper[clip], rows, cols, small))
+            if dense_shape is not None:
+                step.append(d.reshape(dense_shape))
+        else:
+            k = draw(st.integers(0, 2 * rows))
+            idx = rng.integers(0, rows, k).astype(np.int64)
+            vals = draw(_grad((k, cols), hyper["epsilon"], "float32", rng, huge=False))
+            step.append(SparseGrad(idx, vals, (rows, cols)))
+            if dense_shape is not None:
+                step.append(draw(_grad(dense_shape, hyper["epsilon"], "float32", rng, huge=False)))
+        grads.append(step)
+    label = "clip:" + "+".join(k for k in ("clipvalue", "clipnorm", "global_clipnorm") if k in hyper) + ",sparse"
+    return Case(params, grads, hyper, "float32", label=label)
 
 
 _SCHEDULES = st.one_of(
@@ -181,11 +271,88 @@ _SCHEDULES = st.one_of(
 )
 
 
+#: schedules whose value changes at every one of the first 12 steps
+_EVERY_STEP = st.one_of(
+    st.builds(lambda r: {"class_name": "PiecewiseConstantDecay", "config": {
+        "boundaries": list(range(12)), "values": [0.1 * r**i for i in range(13)]}},
+        st.sampled_from([0.5, 0.8, 0.9])),
+    st.builds(lambda ds: {"class_name": "PolynomialDecay", "config": {
+        "initial_learning_rate": 0.1, "decay_steps": ds, "end_learning_rate": 0.001, "power": 2.0}},
+        st.integers(12, 40)),
+    st.builds(lambda ds: {"class_name": "CosineDecay", "config": {
+        "initial_learning_rate": 0.1, "decay_steps": ds, "alpha": 0.0}}, st.integers(12, 40)),
+)
+
+
 @st.composite
 def schedule_cases(draw: Any) -> Case:
     case = draw(dense_cases(max_steps=12))
-    hyper = dict(case.hyper, learning_rate=draw(_SCHEDULES))
+    hyper = dict(case.hyper, learning_rate=draw(_SCHEDULES | _EVERY_STEP))
     return Case(case.params, case.grads, hyper, case.dtype, label="schedule")
+
+
+@st.composite
+def learning_rate_cases(draw: Any) -> Case:
+    """How each step's learning rate is given (LR-1, LR-3, LR-4): a schedule, a zero-argument
+    callable whose value changes at every step (the case holds its value per step), or a
+    constant; with Keras 2.9's legacy ``decay`` (``lr / (1 + decay * iterations)``) on any of
+    them or not (the property passes it only under a profile that has it)."""
+    rng = _rng(draw)
+    case = draw(dense_cases(max_steps=12))
+    # chosen by rng: hypothesis favours the first choices of a sampled_from in a run of 25 examples
+    kind = str(rng.choice(["schedule", "callable", "constant"], p=[0.35, 0.35, 0.3]))
+    hyper = dict(case.hyper)
+    if kind == "schedule":
+        hyper["learning_rate"] = draw(_SCHEDULES | _EVERY_STEP)
+    elif kind == "callable":
+        lr0 = draw(st.sampled_from([1e-3, 0.01, 0.1]))
+        hyper["learning_rate"] = tuple(draw(st.lists(st.floats(lr0 / 10, lr0), min_size=case.steps,
+                                                     max_size=case.steps)))
+    decay = float(rng.choice([1e-3, 0.05, 0.5, 3.0])) if kind == "constant" or rng.random() < 0.3 else 0.0
+    if decay:
+        hyper["decay"] = decay
+    return Case(case.params, case.grads, hyper, case.dtype,
+                label=kind + (f"+decay={decay}" if decay else ""))
+
+
+def _epsilons(dtype: str) -> st.SearchStrategy[float | None]:
+    """Epsilons for H-1: ``None`` and ``0`` (Keras 2.9's fallback to 1e-7), subnormal ones
+    (below the dtype's smallest normal number), huge ones (up to 1e30; 1e3 in float16)."""
+    subnormal = {"float16": [1e-7, 6e-8], "float32": [1e-40, 1e-45], "float64": [1e-310, 5e-324]}[dtype]
+    huge = [1.0, 1e3] if dtype == "float16" else [1.0, 1e3, 1e30]
+    kinds: list[list[float | None]] = [[None, 0, 0.0], list(subnormal), list(huge)]
+
+    def pick(n: int) -> float | None:
+        # one of the three kinds, uniformly: through a generator seeded with the drawn number
+        # (hypothesis favours the first choices of a sampled_from, and small numbers)
+        rng = np.random.default_rng(n)
+        kind = kinds[int(rng.integers(3))]
+        return kind[int(rng.integers(len(kind)))]
+
+    return st.integers(0, 2**32 - 1).map(pick)
+
+
+@st.composite
+def epsilon_cases(draw: Any) -> Case:
+    """Short dense cases whose epsilon is ``None``, ``0``, subnormal or huge (H-1).
+
+    With ``None`` or ``0``, the first step's gradient holds a 0 and a value near 1e-7, where
+    epsilon 0 and the fallback 1e-7 step differently (``0/0`` against 0; ``g/|g|`` against
+    ``g/(|g| + 1e-7)``, half as much)."""
+    case = draw(dense_cases(dtypes=("float32", "float64", "float16"), max_steps=4, huge=False,
+                            epsilons=_epsilons))
+    params, grads = list(case.params), [list(step) for step in case.grads]
+    if not case.hyper["epsilon"]:
+        i = next((j for j, p in enumerate(params) if p.size >= 2), None)
+        if i is None:
+            i = len(params)
+            params.append(round_to(np.array([0.5, -1.0]), case.dtype))
+            for step in grads:
+                step.append(np.zeros(2))
+        g = np.array(grads[0][i], dtype=np.float64).reshape(-1)
+        g[0], g[1] = 0.0, float(round_to(1e-7 * draw(st.sampled_from([1.0, -0.5, 2.0])), case.dtype))
+        grads[0][i] = g.reshape(np.shape(params[i]))
+    return Case(params, grads, case.hyper, case.dtype, label=f"epsilon={case.hyper['epsilon']!r}")
 
 
 @st.composite

@@ -15,6 +15,7 @@ from ..property import Property
 from .checkpoints import CK_1
 from .clipping import C_1
 from .groups import G_1
+from .hyperparameters import H_1
 from .inputs_dtype_device import D_1, I_1
 from .learning_rates import LR_1
 from .missing_gradients import S_2
@@ -26,8 +27,8 @@ from .validation import V_ARGS
 __all__ = ["DEPRECATED_IDS", "IDS", "PROPERTIES", "by_id", "resolve", "resolve_all"]
 
 #: Every property, in the order a run checks them.
-PROPERTIES: list[Property] = [U_1, U_2, U_3, SP_1, T_1, S_2, C_1, LR_1, CK_1, G_1, N_1, INV_MOMENTS, I_1, D_1,
-                              V_ARGS]
+PROPERTIES: list[Property] = [U_1, U_2, U_3, H_1, SP_1, T_1, S_2, C_1, LR_1, CK_1, G_1, N_1, INV_MOMENTS, I_1,
+                              D_1, V_ARGS]
 #: Their ids (each a clause id of docs/spec.md), in that order.
 IDS: tuple[str, ...] = tuple(p.id for p in PROPERTIES)
 

@@ -14,6 +14,7 @@ from adamax_spec.reference.verdict import judge
 
 from ..case import Case, Target, Trajectory
 from ..property import Finding, profile_rules
+from .learning_rates import check_decay_applies
 from .missing_gradients import unchanged_failure
 
 __all__ = ["check_reference", "reference_check"]
@@ -23,6 +24,8 @@ def _sub(case: Case, traj: Trajectory, i: int, ks: list[int]) -> tuple[Case, Tra
     hyper = dict(case.hyper)
     if case.group_hyper is not None:
         hyper.update(case.group_hyper[i])
+    if isinstance(hyper["learning_rate"], list | tuple):  # per-step values: those of the steps kept
+        hyper["learning_rate"] = tuple(hyper["learning_rate"][k] for k in ks)
     c = Case([case.params[i]], [[case.grads[k][i]] for k in ks], hyper, case.dtype, label=case.label)
     t = Trajectory(params=[[traj.params[k][i]] for k in ks])
     t.m = [None if k >= len(traj.m) or traj.m[k] is None else [traj.m[k][i]] for k in ks]  # type: ignore[index]
@@ -61,5 +64,7 @@ def check_reference(case: Case, traj: Trajectory, variant: str) -> Finding | Non
 
 
 def reference_check(target: Target, case: Any, variant: str, run: Callable[[Case], Trajectory]) -> Finding | None:
-    """The check of a property whose ``check`` is ``None``: run the target, judge with the reference."""
+    """The check of a property whose ``check`` is ``None``: run the target, judge with the reference
+    (a case with a ``decay`` is not supported under a profile whose framework has none)."""
+    check_decay_applies(case, variant)
     return check_reference(case, run(case), variant)

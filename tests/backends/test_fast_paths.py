@@ -43,12 +43,13 @@ def spy(monkeypatch):
 
 # -- conformance over the fast paths --------------------------------------------------------
 
-# The properties a fast path can change (the update, dtypes, sparse rows, clipping, schedules,
-# checkpoints, non-finite values); the rest check validation and bookkeeping the fast paths share.
+# The properties a fast path can change (the update, dtypes, epsilon values, sparse rows, clipping
+# (of sparse gradients too), schedules, checkpoints, non-finite values); the rest check validation
+# and bookkeeping the fast paths share.
 FAST_PROPERTIES = {
-    "numpy": ("U-1", "U-2", "U-3", "SP-1", "C-1", "LR-1", "CK-1", "N-1", "G-1"),
-    "torch": ("U-1", "U-2", "SP-1", "CK-1", "N-1"),
-    "jax": ("U-1", "U-2", "SP-1", "C-1"),
+    "numpy": ("U-1", "U-2", "U-3", "H-1", "SP-1", "C-1", "LR-1", "CK-1", "N-1", "G-1"),
+    "torch": ("U-1", "U-2", "H-1", "SP-1", "C-1", "CK-1", "N-1"),
+    "jax": ("U-1", "U-2", "H-1", "SP-1", "C-1"),
 }
 CASES = [(b, p) for b in ("numpy", "torch", "jax") if b == "numpy" or HAVE[b]
          for p in PROPERTIES if p.id in FAST_PROPERTIES[b]]

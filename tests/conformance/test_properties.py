@@ -16,8 +16,8 @@ OLD_TO_NEW = {
 
 
 def test_properties_run_in_the_order_they_always_did() -> None:
-    assert IDS == ("U-1", "U-2", "U-3", "SP-1", "T-1", "S-2", "C-1", "LR-1", "CK-1", "G-1", "N-1", "INV-moments",
-                   "I-1", "D-1", "V-args")
+    assert IDS == ("U-1", "U-2", "U-3", "H-1", "SP-1", "T-1", "S-2", "C-1", "LR-1", "CK-1", "G-1", "N-1",
+                   "INV-moments", "I-1", "D-1", "V-args")
     assert len(set(IDS)) == len(PROPERTIES)
 
 
