@@ -91,9 +91,11 @@ def diagnose(case: Case, traj: Trajectory | None, variant: str, verdict: Verdict
         dup_rows = _duplicate_rows(case)
         failing = {(c.step, c.param, c.index[0] if c.index else None) for c in verdict.failures}
         if dup_rows and all(f in dup_rows for f in failing):
+            clipped = any(case.hyper.get(k) is not None for k in ("clipvalue", "clipnorm", "global_clipnorm"))
             lines.append("every failing element is in a row named more than once by one sparse gradient: "
                          "duplicate indices are not combined as SP-1 requires for this profile (sum the "
-                         + ("values for m, and |values| for u)" if _sums_abs(variant) else "values, then |g|)"))
+                         + ("values for m, and |values| for u)" if _sums_abs(variant) else "values, then |g|)")
+                         + (", or the rows are clipped once summed (C-1 clips the values as given)" if clipped else ""))
     if verdict is not None and verdict.max_ratio < MARGINAL:
         lines.append(f"marginal failure ({verdict.max_ratio:.3g} x bound): a rounding-level deviation "
                      "(operation order, hyperparameter rounding, accumulated error), not another variant")

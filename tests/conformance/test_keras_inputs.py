@@ -169,3 +169,5 @@ def test_tf_keras_passes(prop: str) -> None:
 def test_bug_in_these_paths_is_caught(cls: type, prop: str) -> None:
     r = run_property(by_id(prop), TfKerasLegacyAdapter(cls), "keras", examples=25, seed=0)
     assert r.status == "fail", r.detail
+    if cls is SumsBeforeClipping:  # the diagnosis names the clipping order, not only SP-1
+        assert "clipped once summed (C-1 clips the values as given)" in r.diagnosis, r.diagnosis
