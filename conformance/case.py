@@ -55,7 +55,7 @@ class Unsupported(Exception):
 class SparseGrad:
     """Rows of a gradient: ``values[j]`` belongs to row ``indices[j]`` (duplicates sum)."""
 
-    indices: np.ndarray  # 1-d int64
+    indices: np.ndarray  # 1-d int32 or int64 (the two an IndexedSlices takes)
     values: np.ndarray   # (len(indices), *param.shape[1:]), the case dtype
     dense_shape: tuple[int, ...]
 

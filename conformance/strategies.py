@@ -140,20 +140,38 @@ def dense_cases(draw: Any, dtypes: tuple[str, ...] = ("float32",), max_steps: in
     return Case(params, grads, hyper, dtype, label="dense")
 
 
+#: a sparse table's shape after its rows: rank 1, 2 or 3
+_ROW_SHAPES = ((), (1,), (2,), (4,), (2, 3))
+
+
 @st.composite
 def sparse_cases(draw: Any, max_steps: int = 6) -> Case:
+    """A float32 table of rank 1 to 3 (1 to 12 rows) with sparse gradients: random rows,
+    duplicates and empty gradients included, int32 or int64 indices (the two an
+    ``IndexedSlices`` takes); one case in three has a dense parameter next to the table (two
+    kinds of gradient in one step)."""
     rng = _rng(draw)
     hyper = draw(hyperparameters())
-    rows, cols = draw(st.integers(1, 12)), draw(st.integers(1, 4))
-    shape = (rows, cols)
+    # six row counts, not twelve: a jitted target (JAX) compiles a sparse step per table shape
+    rows = draw(st.sampled_from([1, 2, 3, 5, 8, 12]))
+    # chosen by rng: hypothesis favours the first choices of a sampled_from in a run of 25 examples
+    tail = _ROW_SHAPES[int(rng.integers(len(_ROW_SHAPES)))]
+    shape = (rows, *tail)
+    index_dtype = np.int32 if rng.random() < 0.5 else np.int64
+    dense_shape = (3,) if rng.random() < 1 / 3 else None
     params = [round_to(rng.standard_normal(shape), "float32")]
+    if dense_shape is not None:
+        params.append(round_to(rng.standard_normal(dense_shape), "float32"))
     steps = draw(st.integers(1, max_steps))
     grads = []
     for _ in range(steps):
         k = draw(st.integers(0, 2 * rows))
         idx = rng.integers(0, rows, k)
-        vals = draw(_grad((k, cols), hyper["epsilon"], "float32", rng))
-        grads.append([SparseGrad(idx.astype(np.int64), vals, shape)])
+        vals = draw(_grad((k, *tail), hyper["epsilon"], "float32", rng))
+        step: list[Any] = [SparseGrad(idx.astype(index_dtype), vals, shape)]
+        if dense_shape is not None:
+            step.append(draw(_grad(dense_shape, hyper["epsilon"], "float32", rng)))
+        grads.append(step)
     return Case(params, grads, hyper, "float32", label="sparse")
 
 
@@ -171,9 +189,9 @@ def _clip_arguments(rng: np.random.Generator) -> dict[str, float]:
 
 @st.composite
 def clip_cases(draw: Any) -> Case:
-    """Dense cases (two in three) or sparse ones (:func:`sparse_clip_cases`) with clipping."""
+    """Dense cases (seven in ten) or sparse ones (:func:`sparse_clip_cases`) with clipping."""
     rng = _rng(draw)
-    if rng.random() < 0.4:
+    if rng.random() < 0.3:
         return draw(sparse_clip_cases())
     # No near-overflow gradients: a norm's g*g would overflow (Keras 2.9 then clips to 0).
     case = draw(dense_cases(max_steps=6, huge=False))
@@ -296,9 +314,11 @@ def learning_rate_cases(draw: Any) -> Case:
     """How each step's learning rate is given (LR-1, LR-3, LR-4): a schedule, a zero-argument
     callable whose value changes at every step (the case holds its value per step), or a
     constant; with Keras 2.9's legacy ``decay`` (``lr / (1 + decay * iterations)``) on any of
-    them or not (the property passes it only under a profile that has it)."""
+    them or not (the property passes it only under a profile that has it); dense or sparse."""
     rng = _rng(draw)
-    case = draw(dense_cases(max_steps=12))
+    # one case in five is sparse (lazy rows under a schedule: the rate of the step, not of the
+    # row), of at most 4 steps (a jitted target compiles a sparse step per number of slices)
+    case = draw(sparse_cases(max_steps=4)) if rng.random() < 0.2 else draw(dense_cases(max_steps=12))
     # chosen by rng: hypothesis favours the first choices of a sampled_from in a run of 25 examples
     kind = str(rng.choice(["schedule", "callable", "constant"], p=[0.35, 0.35, 0.3]))
     hyper = dict(case.hyper)

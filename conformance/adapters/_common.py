@@ -166,6 +166,13 @@ def probe_dtypes(run: Callable[[Case], Trajectory], dtypes: Sequence[str]) -> se
     return ok
 
 
+def index_array(indices: Any) -> np.ndarray:
+    """A sparse gradient's indices as NumPy, in their own dtype where it is int32 or int64 (the two
+    an ``IndexedSlices`` takes), else int64."""
+    a = np.asarray(indices)
+    return a if a.dtype in (np.int32, np.int64) else a.astype(np.int64)
+
+
 def is_sparse(g: Any) -> bool:
     return isinstance(g, SparseGrad)
 

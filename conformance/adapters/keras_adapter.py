@@ -72,7 +72,7 @@ def _indexed_slices(tf: Any, g: SparseGrad, dtype: Any) -> Any:
     _common.check_exact("sparse gradient values", g.values, values.numpy())
     return tf.IndexedSlices(
         values=values,
-        indices=tf.constant(np.asarray(g.indices, dtype=np.int64)),
+        indices=tf.constant(_common.index_array(g.indices)),
         dense_shape=tf.constant(np.asarray(g.dense_shape, dtype=np.int64)),
     )
 

@@ -324,6 +324,20 @@ def test_callable_learning_rate_is_called_each_step(key: str) -> None:
     np.testing.assert_array_max_ulp(np.float32(deltas), np.float32([0.1 / (1 + 1e-7), 0.05 / (1 + 1e-7)]), maxulp=4)
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_sparse_indices_reach_the_target_in_their_dtype(dtype: str) -> None:
+    """int32 and int64, the two dtypes an IndexedSlices takes, are passed as drawn (SP-1 draws both)."""
+    pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    from adamax_spec.conformance.adapters.keras_adapter import _indexed_slices
+    from adamax_spec.conformance.adapters.ours import OursTarget
+
+    g = SparseGrad(np.array([1, 0, 1], dtype=dtype), np.ones((3, 2)), (2, 2))
+    assert _indexed_slices(tf, g, tf.float32).indices.dtype.name == dtype
+    assert str(OursTarget("numpy", "keras")._idx(g.indices).dtype) == dtype
+
+
 def test_optax_refuses_missing_gradient() -> None:
     case = _case()
     case = Case(case.params, [[None], case.grads[1]], case.hyper)
