@@ -79,7 +79,7 @@ def _status_class(status: str) -> str:
 
 
 def _detail_only(r: Result) -> str:
-    """``r.detail`` without the diagnosis line the runner appends (the HTML shows it apart)."""
+    """``r.detail`` without the diagnosis line the engine appends (the HTML shows it apart)."""
     diagnosis = getattr(r, "diagnosis", "")
     return r.detail.removesuffix(f"\ndiagnosis: {diagnosis}") if diagnosis else r.detail
 
