@@ -392,7 +392,7 @@ def test_runs_are_deterministic_and_write_no_example_database(user: str, tmp_pat
     from hypothesis import configuration
 
     home = tmp_path / "hypothesis-home"
-    saved = configuration.storage_directory()
+    saved = configuration.storage_directory(intent_to_write=False).path  # a StorageDirectory: its path
     configuration.set_hypothesis_home_dir(str(home))
     try:
         assert once("a.json") == once("b.json")
