@@ -35,6 +35,7 @@ from .properties import PROPERTIES
 from .report import to_json, to_markdown
 from .reproducer import Source
 from .targets import KERAS3, STAMP_DISTS, installed_targets, keras_backend, known_targets, stem, versions
+from .xfails import fails_run
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 SHORT = {"pass": "pass", "fail": "FAIL", "not supported": "n/s", "error": "ERROR", "xfail": "xfail",
@@ -105,7 +106,7 @@ def run_cells(targets: list[tuple[str, Callable[[str], Target]]], report_dir: Pa
             name = stem(label, profile)
             (report_dir / f"{name}.md").write_text(to_markdown(results, meta))
             (report_dir / f"{name}.json").write_text(to_json(results, meta))
-            bad = [r for r in results if r.status in ("fail", "error")]
+            bad = [r for r in results if fails_run(r.status)]
             first = f"{bad[0].property}: {bad[0].detail}" if bad else ""
             cells.append(Cell(label, profile, {r.property: r.status for r in results}, seconds, first, f"{name}.md"))
             print(f"({seconds:.0f}s)", flush=True)
@@ -153,7 +154,7 @@ def summary(cells: list[Cell]) -> list[str]:
 
 def _cell_text(c: Cell) -> str:
     st = c.statuses.values()
-    bad = [k for k, v in c.statuses.items() if v in ("fail", "error")]
+    bad = [k for k, v in c.statuses.items() if fails_run(v)]
     if bad:
         return "FAIL " + ",".join(bad) if len(",".join(bad)) <= 17 else f"FAIL {len(bad)} properties"
     ok = sum(v == "pass" for v in st)
